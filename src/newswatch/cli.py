@@ -1,0 +1,375 @@
+"""The `newswatch` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
+
+import click
+import httpx
+
+from newswatch.config import (
+    ChannelConfig,
+    ConfigError,
+    EmailChannelConfig,
+    LoadedConfig,
+    WebhookChannelConfig,
+    load_config,
+    parse_duration,
+    rule_specs,
+)
+
+CONFIG_HELP = "Configuration file (env NEWSWATCH_CONFIG)."
+DEFAULT_CONFIG = "config/newswatch.yaml"
+
+
+def _version() -> str:
+    try:
+        return version("newswatch")
+    except PackageNotFoundError:  # running from a source tree
+        return "dev"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+        stream=sys.stderr,
+    )
+    # Third-party chatter (per-request lines, job runs) is noise at INFO.
+    for noisy in ("httpx", "httpcore", "apscheduler", "aiosmtplib"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _load(path: str) -> LoadedConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(f"newswatch: configuration has {len(exc.problems)} problem(s):", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        raise SystemExit(1) from None
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    envvar="NEWSWATCH_CONFIG",
+    type=click.Path(dir_okay=False),
+    help=CONFIG_HELP,
+)
+log_option = click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="How much to log (to stderr).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="newswatch")
+def main() -> None:
+    """newswatch: poll news feeds, match watch rules, send alerts.
+
+    Start with `newswatch check` to validate a configuration, `newswatch poll
+    --once --dry-run` to see what it would alert on, then `newswatch run`.
+    """
+
+
+@main.command()
+@config_option
+@log_option
+def run(config_path: str, log_level: str) -> None:
+    """Run the daemon until Ctrl-C or SIGTERM.
+
+    Polls the configured feeds on their schedules, matches new articles,
+    delivers alerts, and reloads the configuration and rule files when they
+    change (a bad edit is reported and the previous rules keep running).
+    """
+    from newswatch.daemon import App, Daemon
+
+    _setup_logging(log_level)
+    loaded = _load(config_path)
+
+    async def go() -> None:
+        async with App.open(loaded) as app:
+            await Daemon(app).run()
+
+    asyncio.run(go())
+
+
+@main.command()
+@config_option
+def check(config_path: str) -> None:
+    """Validate the configuration and print what it holds (exit 0 or 1)."""
+    from newswatch.rules import compile_rules
+
+    loaded = _load(config_path)
+    config = loaded.config
+    index = compile_rules(rule_specs(config), config.aliases)
+    stats = index.stats()
+    click.echo(f"{loaded.path}: OK")
+    click.echo(f"  timezone  {config.timezone}")
+    click.echo(f"  state     {_mask_url(config.state)}")
+    click.echo(f"  feeds     {len(config.feeds)}")
+    for feed in config.feeds:
+        every = feed.every or config.poll.every
+        extra = f" tags={','.join(feed.tags)}" if feed.tags else ""
+        extra += f" backfill={feed.backfill}" if feed.backfill else ""
+        click.echo(f"    - {feed.display_name} ({feed.url or feed.path}) every {every}{extra}")
+    click.echo(f"  rules     {len(config.rules)} ({stats.always_candidates} always evaluated)")
+    for rule in config.rules:
+        targets = ", ".join(t.channel for t in rule.notify) or "(no channels)"
+        state = "" if rule.enabled else " [disabled]"
+        click.echo(f"    - {rule.name}{state} -> {targets}")
+    click.echo(f"  channels  {len(config.channels)}")
+    for name, channel in config.channels.items():
+        click.echo(f"    - {name}: {_describe_channel(channel)}")
+
+
+@main.command()
+@config_option
+@log_option
+@click.option("--once", is_flag=True, required=True, help="Poll every feed once, then exit.")
+@click.option("--dry-run", is_flag=True, help="Print matches; store and send nothing.")
+def poll(config_path: str, log_level: str, once: bool, dry_run: bool) -> None:
+    """Poll every feed once, match, deliver, and exit.
+
+    With --dry-run, every entry of every feed is matched (seen or not) and
+    the matches are printed; nothing is stored or sent.
+    """
+    from newswatch.daemon import App
+
+    _setup_logging(log_level)
+    loaded = _load(config_path)
+
+    async def go() -> int:
+        async with App.open(loaded) as app:
+            if dry_run:
+                outcomes = await app.poller.dry_run()
+                for o in outcomes:
+                    if o.error:
+                        click.echo(f"{o.name}: FAILED: {o.error}")
+                        continue
+                    click.echo(f"{o.name}: {o.entries} entries, {len(o.matches)} matches")
+                    for m in o.matches:
+                        terms = ", ".join(m.explanation.terms)
+                        click.echo(f"  [{m.rule}] {m.article.title} <{m.article.link}> ({terms})")
+                return 0
+            from newswatch.poll import summarize
+
+            outcomes = await app.poller.poll_all()
+            stats = await app.deliverer.drain()
+            click.echo(f"polled {summarize(outcomes)}; delivered: {stats}")
+            for o in outcomes:
+                if o.error:
+                    click.echo(f"  {o.name}: FAILED: {o.error}", err=True)
+            return 0
+
+    raise SystemExit(asyncio.run(go()))
+
+
+@main.command()
+@config_option
+def feeds(config_path: str) -> None:
+    """Show each feed's state: last success, errors, next poll."""
+    from newswatch.daemon import state_url
+    from newswatch.store.sql import open_store
+
+    loaded = _load(config_path)
+    store = open_store(state_url(loaded.config))
+    try:
+        store.create_schema()
+        states = {s.feed_key: s for s in store.feed_states()}
+    finally:
+        store.close()
+    rows = [("FEED", "ARTICLES", "LAST SUCCESS", "ERRORS", "NEXT POLL", "LAST ERROR")]
+    for feed in loaded.config.feeds:
+        s = states.get(feed.key)
+        if s is None:
+            rows.append((feed.display_name, "0", "never", "0", "now", ""))
+            continue
+        rows.append(
+            (
+                feed.display_name,
+                str(s.articles),
+                _ago(s.last_success_at),
+                str(s.consecutive_errors),
+                _ago(s.next_poll_at),
+                (s.last_error or "")[:80],
+            )
+        )
+    _table(rows)
+
+
+@main.group(invoke_without_command=True)
+@config_option
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "sending", "sent", "dead"]),
+    help="Only rows in this state.",
+)
+@click.option("--limit", default=50, show_default=True)
+@click.pass_context
+def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int) -> None:
+    """List alerts in the outbox (pending, sent, dead letters)."""
+    ctx.obj = config_path
+    if ctx.invoked_subcommand is not None:
+        return
+    from newswatch.daemon import state_url
+    from newswatch.store.base import OutboxStatus
+    from newswatch.store.sql import open_store
+
+    loaded = _load(config_path)
+    store = open_store(state_url(loaded.config))
+    try:
+        store.create_schema()
+        rows = store.outbox(OutboxStatus(status) if status else None, limit)
+    finally:
+        store.close()
+    table = [("ID", "STATUS", "RULE", "CHANNEL", "ATTEMPTS", "TITLE", "LAST ERROR")]
+    for r in rows:
+        table.append(
+            (
+                str(r.id),
+                r.status.value,
+                r.rule,
+                r.channel,
+                str(r.attempts),
+                r.title[:50],
+                (r.last_error or "")[:60],
+            )
+        )
+    _table(table)
+
+
+@outbox.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "all_", is_flag=True, help="Retry every dead letter.")
+@click.pass_obj
+def outbox_retry(config_path: str, ids: Sequence[int], all_: bool) -> None:
+    """Send dead letters again (by ID, or --all)."""
+    from newswatch.daemon import state_url
+    from newswatch.store.sql import open_store
+
+    if not ids and not all_:
+        raise click.UsageError("give outbox IDs or --all")
+    loaded = _load(config_path)
+    store = open_store(state_url(loaded.config))
+    try:
+        store.create_schema()
+        n = store.retry_dead(None if all_ else list(ids), datetime.now(UTC))
+    finally:
+        store.close()
+    click.echo(f"{n} dead letter(s) queued again")
+
+
+@main.command("test")
+@config_option
+@click.option("--rule", "rule_names", multiple=True, help="Only this rule (repeatable).")
+@click.option("--query", "query", help="Test this query instead of the configured rules.")
+@click.option("--text", help="Article text to test against.")
+@click.option("--title", default="", help="Title for --text.")
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(exists=True, dir_okay=False),
+    help="An article text file or a feed file.",
+)
+@click.option("--url", help="A feed or page URL to fetch and test.")
+@click.option("--since", help="Backtest over articles already stored, e.g. 7d.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def test_cmd(
+    config_path: str,
+    rule_names: Sequence[str],
+    query: str | None,
+    text: str | None,
+    title: str,
+    file_: str | None,
+    url: str | None,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """Test rules against a text, a file, a URL or stored articles.
+
+    Exit status like grep: 0 when something matched, 1 when nothing did,
+    2 on an error.
+    """
+    from newswatch.ruletest import run_test
+
+    try:
+        code = run_test(
+            config_path=config_path,
+            rule_names=rule_names,
+            query=query,
+            text=text,
+            title=title,
+            file=file_,
+            url=url,
+            since=parse_duration(since) if since else None,
+            as_json=as_json,
+        )
+    except (ConfigError, ValueError) as exc:
+        _fail(str(exc))
+    raise SystemExit(code)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"newswatch: {message}", err=True)
+    raise SystemExit(2)
+
+
+def _ago(when: datetime | None) -> str:
+    if when is None:
+        return "never"
+    delta = (when - datetime.now(UTC)).total_seconds()
+    word = "in " if delta > 0 else ""
+    suffix = "" if delta > 0 else " ago"
+    delta = abs(delta)
+    if delta < 90:
+        amount = f"{delta:.0f}s"
+    elif delta < 5400:
+        amount = f"{delta / 60:.0f}m"
+    elif delta < 172800:
+        amount = f"{delta / 3600:.0f}h"
+    else:
+        amount = f"{delta / 86400:.0f}d"
+    return f"{word}{amount}{suffix}"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _describe_channel(cfg: ChannelConfig) -> str:
+    """A one-line description with every secret left out."""
+    if isinstance(cfg, EmailChannelConfig):
+        smtp = cfg.smtp
+        mode = "tls" if smtp.tls else ("starttls" if smtp.starttls else "plain")
+        user = f" as {smtp.username}" if smtp.username else ""
+        return f"email to {', '.join(cfg.to)} via {smtp.host}:{smtp.port} ({mode}){user}"
+    if isinstance(cfg, WebhookChannelConfig):
+        url = httpx.URL(cfg.url.get_secret_value())
+        return f"webhook {url.scheme}://{url.host}/**** (url hidden)"
+    return f"console ({cfg.format})"
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable state URL)"

@@ -1,0 +1,588 @@
+"""Configuration: YAML -> validated, frozen pydantic models.
+
+The loader (``load_config``) reads YAML with a safe loader that remembers the
+line of every mapping key and sequence item, interpolates ``${VAR}`` secrets,
+validates with pydantic, and turns every error into a ``ConfigError`` naming
+the file, the line and the field. Secrets are ``SecretStr`` so they never
+print.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from newswatch.rules import RuleSpec, check_rules
+
+# --------------------------------------------------------------------------- values
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> timedelta:
+    """'10m', '20s', '1.5h', '7d' or a number of seconds -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 30s, 10m, 2h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if not m:
+            raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 10m, 2h or 7d")
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError("expected a duration like 30s, 10m, 2h or 7d")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(value: object) -> int:
+    """'10MiB', '500KB', 2048 -> bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like 512KiB or 10MiB")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if not m:
+            raise ValueError(f"{value!r} is not a size; use e.g. 512KiB or 10MiB")
+        size = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "B").lower()])
+    else:
+        raise ValueError("expected a size like 512KiB or 10MiB")
+    if size <= 0:
+        raise ValueError("a size must be positive")
+    return size
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def _parse_backfill(value: object) -> timedelta | Literal["all"] | None:
+    if value is None or value is False or value in ("none", "off"):
+        return None
+    if value == "all":
+        return "all"
+    return parse_duration(value)
+
+
+Backfill = Annotated[timedelta | Literal["all"] | None, BeforeValidator(_parse_backfill)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- poll + feeds
+
+
+class PollSettings(_Frozen):
+    every: Duration = timedelta(minutes=10)
+    concurrency: int = Field(32, ge=1, le=1024)
+    per_host: int = Field(4, ge=1, le=256)
+    timeout: Duration = timedelta(seconds=20)
+    max_bytes: Size = 10 * 1024 * 1024
+    # Each feed's next poll is spread by up to this fraction of its interval so
+    # that hundreds of feeds added at once do not hit their hosts in lockstep.
+    jitter: float = Field(0.1, ge=0, le=0.5)
+    # Back off a failing feed: interval * 2**errors, capped here.
+    max_backoff: Duration = timedelta(hours=6)
+    user_agent: str | None = None
+
+
+class FeedConfig(_Frozen):
+    url: str | None = None
+    path: str | None = None
+    name: str | None = None
+    every: Duration | None = None
+    tags: tuple[str, ...] = ()
+    backfill: Backfill = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FeedConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("a feed needs exactly one of 'url' or 'path'")
+        if self.url is not None and not re.match(r"^(https?|file)://", self.url):
+            raise ValueError(f"feed url {self.url!r} must start with http://, https:// or file://")
+        return self
+
+    @property
+    def key(self) -> str:
+        """Stable identity in the store: the URL, or file:// + absolute path."""
+        if self.url is not None:
+            return self.url
+        assert self.path is not None
+        return Path(self.path).resolve().as_uri()
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.url or self.path or "?"
+
+
+# --------------------------------------------------------------------------- channels
+
+
+class ConsoleChannelConfig(_Frozen):
+    type: Literal["console"]
+    # "text" prints the plain text message; "json" one JSON object per line.
+    format: Literal["text", "json"] = "text"
+
+
+class SmtpSettings(_Frozen):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True  # upgrade a plain connection (port 587)
+    tls: bool = False  # implicit TLS from the first byte (port 465)
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _tls_modes(self) -> SmtpSettings:
+        if self.tls and self.starttls:
+            raise ValueError("choose one of 'tls' (implicit, port 465) or 'starttls' (port 587)")
+        return self
+
+
+class EmailChannelConfig(_Frozen):
+    type: Literal["email"]
+    to: tuple[str, ...] = Field(min_length=1)
+    from_: str = Field("newswatch@localhost", alias="from")
+    smtp: SmtpSettings
+    subject_prefix: str = "[newswatch]"
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return (v,) if isinstance(v, str) else v
+
+
+class WebhookChannelConfig(_Frozen):
+    type: Literal["webhook"]
+    # The URL often embeds a token (Slack, Discord): treat it as a secret.
+    url: SecretStr
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    timeout: Duration = timedelta(seconds=15)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: SecretStr) -> SecretStr:
+        if not re.match(r"^https?://", v.get_secret_value()):
+            raise ValueError("webhook url must start with http:// or https://")
+        return v
+
+
+ChannelConfig = Annotated[
+    ConsoleChannelConfig | EmailChannelConfig | WebhookChannelConfig,
+    Field(discriminator="type"),
+]
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class NotifyTarget(_Frozen):
+    channel: str
+    # Digest scheduling arrives in a later issue; only immediate delivery now.
+    mode: Literal["immediate"] = "immediate"
+
+
+def _notify_item(v: object) -> object:
+    return {"channel": v} if isinstance(v, str) else v
+
+
+class RuleConfig(_Frozen):
+    name: str = Field(min_length=1)
+    query: str | None = None
+    all: tuple[str, ...] = ()
+    any: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    case: Literal["insensitive", "sensitive"] = "insensitive"
+    feeds: tuple[str, ...] = ()  # scope: feed names, URLs or tag:NAME; empty = all
+    notify: tuple[Annotated[NotifyTarget, BeforeValidator(_notify_item)], ...] = ()
+    backfill: Backfill = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> RuleConfig:
+        if not (self.query or self.all or self.any):
+            raise ValueError(
+                f"rule {self.name!r} has nothing to match: give 'query', 'all' or 'any'"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- top level
+
+
+class Config(_Frozen):
+    timezone: str = "UTC"
+    state: str = "sqlite:///var/newswatch.db"
+    poll: PollSettings = PollSettings()
+    feeds: tuple[FeedConfig, ...] = ()
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    rules: tuple[RuleConfig, ...] = ()
+    aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- loading
+
+# Where each value came from: path in the merged document -> (file, 1-based line).
+Location = tuple[str, int]
+_Path = tuple[str | int, ...]
+
+
+class ConfigError(Exception):
+    """One or more problems in the configuration, each naming file, line and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Doc:
+    """YAML data plus the source location of every node in it."""
+
+    def __init__(self) -> None:
+        self.locations: dict[_Path, Location] = {}
+
+    def load(self, path: Path, prefix: _Path = ()) -> Any:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+        try:
+            node = yaml.compose(text, Loader=_LineLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            reason = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError([f"{where}: invalid YAML: {reason}"]) from exc
+        if node is None:
+            return None
+        return self._build(node, str(path), prefix)
+
+    def _build(self, node: yaml.Node, file: str, at: _Path) -> Any:
+        self.locations[at] = (file, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = _LineLoader(" ").construct_object(key_node)
+                if key == "<<":  # merge keys: keep it simple, inline the mapping
+                    merged = self._build(value_node, file, at)
+                    if isinstance(merged, dict):
+                        for k, v in merged.items():
+                            out.setdefault(k, v)
+                    continue
+                self.locations[(*at, key)] = (file, key_node.start_mark.line + 1)
+                out[key] = self._build(value_node, file, (*at, key))
+                self.locations[(*at, key)] = (file, key_node.start_mark.line + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(item, file, (*at, i)) for i, item in enumerate(node.value)]
+        return _LineLoader(" ").construct_object(node)
+
+    def where(self, path: _Path) -> Location | None:
+        for n in range(len(path), -1, -1):
+            loc = self.locations.get(path[:n])
+            if loc is not None:
+                return loc
+        return None
+
+    def problem(self, path: _Path, message: str) -> str:
+        loc = self.where(path)
+        field = _dotted(path)
+        prefix = f"{loc[0]}:{loc[1]}: " if loc else ""
+        return f"{prefix}{field}: {message}" if field else f"{prefix}{message}"
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader; a separate class so our tweaks never leak into yaml's."""
+
+
+def _dotted(path: _Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_ENV_RE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _interpolate(value: Any, path: _Path, env: Mapping[str, str], doc: _Doc, problems: list[str]) -> Any:
+    """Replace ${VAR}, ${VAR:-default} and ${file:/path} in strings.
+
+    Errors name the variable, never a value.
+    """
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, k), env, doc, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, i), env, doc, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(m: re.Match[str]) -> str:
+        expr = m.group(1)
+        if expr.startswith("file:"):
+            file = expr[5:]
+            try:
+                return Path(file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                problems.append(doc.problem(path, f"cannot read secret file {file}: {exc.strerror}"))
+                return ""
+        name, sep, default = expr.partition(":-")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            problems.append(doc.problem(path, f"${{{expr}}} is not a valid variable reference"))
+            return ""
+        if name in env and env[name] != "":
+            return env[name]
+        if sep:
+            return default
+        problems.append(doc.problem(path, f"environment variable {name} is not set"))
+        return ""
+
+    return _ENV_RE.sub(replace, value)
+
+
+def _rule_sources(raw: Any, base: Path) -> tuple[list[Path | int], list[Path]]:
+    """`rules:` may be a folder, a file, or a list mixing files and inline rules.
+
+    Returns the sources in order (a file path, or the index of an inline rule
+    in the `rules:` list) and the folders read (watched for new files).
+    """
+    items = raw if isinstance(raw, list) else [raw]
+    out: list[Path | int] = []
+    folders: list[Path] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            p = (base / item).resolve()
+            if p.is_dir():
+                folders.append(p)
+                out.extend(sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml")))
+            else:
+                out.append(p)
+        else:
+            out.append(i)
+    return out, folders
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Read, interpolate, validate; raise ConfigError listing every problem.
+
+    Relative paths in the file (feeds' `path`, `rules`) are resolved against
+    the folder of the configuration file, so the daemon can run from anywhere.
+    """
+    path = Path(path)
+    env = os.environ if env is None else env
+    doc = _Doc()
+    raw = doc.load(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}:1: the configuration must be a mapping of settings"])
+    base = path.resolve().parent
+    problems: list[str] = []
+
+    rules, aliases, watched = _merge_rules(raw, base, doc, problems)
+    feeds = raw.get("feeds") or []
+    if isinstance(feeds, list):
+        for feed in feeds:
+            if isinstance(feed, dict) and isinstance(feed.get("path"), str):
+                feed["path"] = str((base / feed["path"]).resolve())
+
+    data = {**raw, "rules": rules, "aliases": aliases, "feeds": feeds}
+    data = _interpolate(data, (), env, doc, problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_pydantic_problem(doc, err) for err in exc.errors()]) from None
+    problems.extend(_cross_check(config, doc))
+    if problems:
+        raise ConfigError(problems)
+    return LoadedConfig(config=config, path=path, files=(path, *watched))
+
+
+def _merge_rules(
+    raw: dict[str, Any], base: Path, doc: _Doc, problems: list[str]
+) -> tuple[list[Any], dict[str, Any], list[Path]]:
+    """Gather inline rules and rule files into one list, keeping each rule's
+    file and line under ('rules', n, ...) in ``doc``."""
+    aliases: dict[str, Any] = dict(raw.get("aliases") or {})
+    if raw.get("rules") is None:
+        return [], aliases, []
+    inline_locs = {p: loc for p, loc in doc.locations.items() if p[:1] == ("rules",)}
+    for p in inline_locs:
+        del doc.locations[p]
+    sources, watched = _rule_sources(raw["rules"], base)
+    rules: list[Any] = []
+    for src in sources:
+        if isinstance(src, int):  # an inline rule
+            n = len(rules)
+            rules.append(raw["rules"][src])
+            for p, loc in inline_locs.items():
+                if p[1:2] == (src,):
+                    doc.locations[("rules", n, *p[2:])] = loc
+            continue
+        watched.append(src)
+        sub = _Doc()
+        try:
+            data = sub.load(src)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        prefix: _Path = ()
+        if isinstance(data, dict):  # {aliases: {...}, rules: [...]}
+            for name, value in (data.get("aliases") or {}).items():
+                aliases[name] = value
+                doc.locations[("aliases", name)] = sub.where(("aliases", name)) or (str(src), 1)
+            data, prefix = data.get("rules") or [], ("rules",)
+        if data is None:
+            continue
+        if not isinstance(data, list):
+            problems.append(sub.problem(prefix, "expected a list of rules"))
+            continue
+        for i, rule in enumerate(data):
+            n = len(rules)
+            rules.append(rule)
+            for p, loc in sub.locations.items():
+                if p[: len(prefix) + 1] == (*prefix, i):
+                    doc.locations[("rules", n, *p[len(prefix) + 1 :])] = loc
+    return rules, aliases, watched
+
+
+_CHANNEL_TYPES = ("console", "email", "webhook")
+
+
+def _pydantic_problem(doc: _Doc, err: Any) -> str:
+    loc: list[str | int] = [
+        p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+    ]
+    # A discriminated union puts the tag in the path: channels.NAME.email.smtp
+    if len(loc) > 2 and loc[0] == "channels" and loc[2] in _CHANNEL_TYPES:
+        del loc[2]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting (check its spelling)"
+    elif err["type"] == "union_tag_invalid":
+        msg = f"unknown channel type; use one of: {', '.join(_CHANNEL_TYPES)}"
+    elif err["type"] == "union_tag_not_found":
+        msg = f"a channel needs a 'type' ({', '.join(_CHANNEL_TYPES)})"
+    return doc.problem(tuple(loc), msg)
+
+
+def _cross_check(config: Config, doc: _Doc) -> list[str]:
+    """Checks that span sections: names, references, time zone, queries."""
+    problems: list[str] = []
+    try:
+        ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(doc.problem(("timezone",), f"unknown time zone {config.timezone!r}"))
+    seen_feeds: dict[str, int] = {}
+    for i, feed in enumerate(config.feeds):
+        if feed.key in seen_feeds:
+            problems.append(
+                doc.problem(("feeds", i), f"duplicate feed (same as feeds[{seen_feeds[feed.key]}])")
+            )
+        seen_feeds.setdefault(feed.key, i)
+    seen_rules: dict[str, int] = {}
+    for i, rule in enumerate(config.rules):
+        if rule.name in seen_rules:
+            problems.append(doc.problem(("rules", i, "name"), f"duplicate rule name {rule.name!r}"))
+        seen_rules.setdefault(rule.name, i)
+        for j, target in enumerate(rule.notify):
+            if target.channel not in config.channels:
+                known = ", ".join(sorted(config.channels)) or "none configured"
+                problems.append(
+                    doc.problem(
+                        ("rules", i, "notify", j),
+                        f"rule {rule.name!r} notifies unknown channel {target.channel!r} "
+                        f"(channels: {known})",
+                    )
+                )
+    for err in check_rules(rule_specs(config), config.aliases):
+        i = next((n for n, r in enumerate(config.rules) if r.name == err.rule), None)
+        if err.key == "aliases":
+            path: _Path = ("aliases",)
+        elif i is None:
+            path = ("rules",)
+        elif err.index is not None:
+            path = ("rules", i, err.key, err.index)
+        else:
+            path = ("rules", i, err.key)
+        loc = doc.where(path)
+        prefix = f"{loc[0]}:{loc[1]}: " if loc else ""
+        problems.append(f"{prefix}{_dotted(path)}: {err}")
+    return problems
+
+
+def rule_specs(config: Config) -> list[RuleSpec]:
+    return [
+        RuleSpec(
+            name=r.name,
+            query=r.query,
+            all=r.all,
+            any=r.any,
+            none=r.none,
+            case_sensitive=r.case == "sensitive",
+            scope=r.feeds,
+        )
+        for r in config.rules
+        if r.enabled
+    ]
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: Config
+    path: Path
+    files: tuple[Path, ...]
+
+    def fingerprint(self) -> tuple[tuple[str, float], ...]:
+        return _fingerprint(self.files)
+
+
+def _fingerprint(files: Sequence[Path]) -> tuple[tuple[str, float], ...]:
+    out = []
+    for f in files:
+        try:
+            out.append((str(f), f.stat().st_mtime))
+        except OSError:
+            out.append((str(f), -1.0))
+    return tuple(out)

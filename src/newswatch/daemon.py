@@ -1,0 +1,290 @@
+"""The long-running process: wiring, APScheduler ticks, signals, live reload.
+
+APScheduler is only a timer here. It holds three fixed jobs (poll tick,
+deliver tick, reload check); each tick starts at most one background task of
+its kind, so a slow poll never stacks up behind itself. Everything that must
+survive a restart (what is due, what was seen, what is still to send) is in
+the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from newswatch.config import Config, ConfigError, LoadedConfig, load_config, rule_specs
+from newswatch.feeds.fetch import Fetcher
+from newswatch.notify.channels import Channel, build_channels
+from newswatch.notify.deliver import Deliverer
+from newswatch.poll import Poller, Rules, summarize
+from newswatch.rules import compile_rules
+from newswatch.store.sql import SqlStore, open_store
+
+log = logging.getLogger("newswatch.daemon")
+
+# Tick periods. Feeds have their own intervals (stored next_poll_at); the
+# poll tick only looks for feeds that are due, so it can be short.
+POLL_TICK = timedelta(seconds=5)
+DELIVER_TICK = timedelta(seconds=2)
+RELOAD_TICK = timedelta(seconds=3)
+# On SIGTERM, in-flight work gets this long to finish before it is cancelled
+# (cancelled work releases its leases, so nothing is lost either way).
+SHUTDOWN_GRACE = timedelta(seconds=3)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def state_url(config: Config) -> str:
+    """NEWSWATCH_STATE overrides the configured state URL (containers, tests)."""
+    return os.environ.get("NEWSWATCH_STATE") or config.state
+
+
+@dataclass
+class App:
+    """The wired-up pipeline for one configuration."""
+
+    loaded: LoadedConfig
+    store: SqlStore
+    http: httpx.AsyncClient
+    fetcher: Fetcher
+    channels: dict[str, Channel]
+    poller: Poller
+    deliverer: Deliverer
+    clock: Callable[[], datetime]
+    rng: random.Random
+    out: TextIO | None
+
+    @property
+    def config(self) -> Config:
+        return self.loaded.config
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        loaded: LoadedConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+        out: TextIO | None = None,
+    ) -> AsyncIterator[App]:
+        config = loaded.config
+        rng = rng or random.Random()
+        rules = Rules.from_config(config, compile_rules(rule_specs(config), config.aliases))
+        store = await asyncio.to_thread(open_store, state_url(config))
+        try:
+            await asyncio.to_thread(store.create_schema)
+            await asyncio.to_thread(store.ensure_feeds, [f.key for f in config.feeds], clock())
+            async with httpx.AsyncClient(timeout=30.0) as http:
+                poll = config.poll
+                async with Fetcher(
+                    concurrency=poll.concurrency,
+                    per_host=poll.per_host,
+                    timeout=poll.timeout.total_seconds(),
+                    max_bytes=poll.max_bytes,
+                    user_agent=poll.user_agent,
+                    clock=clock,
+                ) as fetcher:
+                    channels = build_channels(config.channels, http=http, out=out)
+                    try:
+                        yield cls(
+                            loaded=loaded,
+                            store=store,
+                            http=http,
+                            fetcher=fetcher,
+                            channels=channels,
+                            poller=Poller(
+                                config=config,
+                                rules=rules,
+                                store=store,
+                                fetcher=fetcher,
+                                clock=clock,
+                                rng=rng,
+                            ),
+                            deliverer=Deliverer(store, channels, clock=clock, rng=rng),
+                            clock=clock,
+                            rng=rng,
+                            out=out,
+                        )
+                    finally:
+                        for channel in channels.values():
+                            await channel.aclose()
+        finally:
+            await asyncio.to_thread(store.close)
+
+    def reload(self, loaded: LoadedConfig) -> None:
+        """Swap in a new, already validated configuration."""
+        config = loaded.config
+        if state_url(config) != state_url(self.config):
+            log.warning("the 'state' setting changed; it takes effect after a restart")
+        rules = Rules.from_config(config, compile_rules(rule_specs(config), config.aliases))
+        if config.channels != self.config.channels:
+            old = self.channels
+            self.channels = build_channels(config.channels, http=self.http, out=self.out)
+            self.deliverer.channels = self.channels
+            for channel in old.values():
+                asyncio.get_running_loop().create_task(channel.aclose())
+        self.poller.reconfigure(config, rules)
+        self.loaded = loaded
+        log.info(
+            "configuration reloaded: %d feeds, %d rules, %d channels",
+            len(config.feeds),
+            len(rules.index.rule_names),
+            len(config.channels),
+        )
+
+
+class Daemon:
+    """Runs an App until SIGTERM/SIGINT."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._stop = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._fingerprint = app.loaded.fingerprint()
+        self._bad_fingerprint: object = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread / platform
+                pass
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._reload_now)
+            installed.append(signal.SIGHUP)
+
+        scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={
+                # A tick that was missed (laptop asleep, loop busy) runs once
+                # late rather than being dropped or replayed many times.
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": None,
+            },
+        )
+        now = datetime.now(UTC)
+        for name, period, job in (
+            ("poll", POLL_TICK, self._tick_poll),
+            ("deliver", DELIVER_TICK, self._tick_deliver),
+            ("reload", RELOAD_TICK, self._tick_reload),
+        ):
+            scheduler.add_job(
+                job, "interval", seconds=period.total_seconds(), id=name, next_run_time=now
+            )
+        config = self.app.config
+        log.info(
+            "newswatch running: %d feeds, %d rules, %d channels, state %s",
+            len(config.feeds),
+            len(self.app.poller.rules.index.rule_names),
+            len(self.app.channels),
+            _safe_url(state_url(config)),
+        )
+        scheduler.start()
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("stopping: finishing in-flight work")
+            scheduler.shutdown(wait=False)
+            await self._drain_tasks()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            log.info("stopped")
+
+    async def _drain_tasks(self) -> None:
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE.total_seconds())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    # ------------------------------------------------------------------ ticks
+
+    def _start(self, name: str, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self._stop.is_set():
+            return
+        running = self._tasks.get(name)
+        if running is not None and not running.done():
+            return  # the previous one is still at work; it picks up what is due
+        self._tasks[name] = asyncio.get_running_loop().create_task(make(), name=name)
+
+    async def _tick_poll(self) -> None:
+        self._start("poll", self._poll_once)
+
+    async def _tick_deliver(self) -> None:
+        self._start("deliver", self._deliver_once)
+
+    async def _tick_reload(self) -> None:
+        self._start("reload", self._reload_if_changed)
+
+    def _reload_now(self) -> None:
+        self._fingerprint = ()
+        self._start("reload", self._reload_if_changed)
+
+    async def _poll_once(self) -> None:
+        try:
+            outcomes = await self.app.poller.poll_due()
+        except Exception:
+            log.exception("poll tick failed")
+            return
+        if outcomes:
+            log.info("poll: %s", summarize(outcomes))
+            # New alerts should not wait for the next deliver tick.
+            if any(o.new_alerts for o in outcomes):
+                self._start("deliver", self._deliver_once)
+
+    async def _deliver_once(self) -> None:
+        try:
+            await self.app.deliverer.deliver_due()
+        except Exception:
+            log.exception("deliver tick failed")
+
+    async def _reload_if_changed(self) -> None:
+        loaded = self.app.loaded
+        fingerprint = loaded.fingerprint()
+        if fingerprint == self._fingerprint or fingerprint == self._bad_fingerprint:
+            return
+        try:
+            new = await asyncio.to_thread(load_config, loaded.path)
+        except ConfigError as exc:
+            # A bad edit never stops the daemon: keep running the last good
+            # configuration and say exactly what is wrong.
+            self._bad_fingerprint = fingerprint
+            log.error(
+                "configuration not reloaded, still running the previous one:\n  %s",
+                "\n  ".join(exc.problems),
+            )
+            return
+        self._fingerprint = new.fingerprint()
+        self._bad_fingerprint = None
+        self.app.reload(new)
+
+
+def _safe_url(url: str) -> str:
+    """A state URL for logs: the password masked."""
+    try:
+        return httpx.URL(url).copy_with(password="****").__str__() if "@" in url else url
+    except Exception:
+        return url.split("@")[-1]

@@ -1,0 +1,408 @@
+"""Parsed entries -> ``Article``: plain text, canonical URLs, stable keys.
+
+Everything here is pure: no I/O, no clock. Feed text is hostile, so every
+function accepts any string (garbage HTML, plain text, megabytes of it) and
+returns something bounded and usable instead of raising.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from html import unescape
+from html.parser import HTMLParser
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
+
+from newswatch.model import Article, ParsedEntry, ParsedFeed
+
+__all__ = [
+    "MAX_CATEGORIES",
+    "MAX_FIELD_CHARS",
+    "MAX_HTML_CHARS",
+    "MAX_KEY_CHARS",
+    "MAX_LINE_CHARS",
+    "TRACKING_PARAMS",
+    "canonical_url",
+    "entry_key",
+    "html_to_text",
+    "normalize_entry",
+    "normalize_feed",
+    "story_key",
+]
+
+# --------------------------------------------------------------------------- limits
+
+# Text kept per field (summary, content). A news article is a few thousand
+# characters; beyond 100k it is a scraped page or an attack, and matching it
+# costs time without finding anything a reader would want alerted.
+MAX_FIELD_CHARS = 100_000
+# HTML read per field before conversion. Markup is bulky (often 5x the text),
+# so this leaves room for MAX_FIELD_CHARS of text while bounding parse time.
+MAX_HTML_CHARS = 1_000_000
+# Single-line fields (title, author, category): they end up in subject lines
+# and chat headers, where anything longer is noise.
+MAX_LINE_CHARS = 1_000
+# Categories kept per entry; some CMSs emit hundreds of SEO tags.
+MAX_CATEGORIES = 50
+# An entry key longer than this (a GUID that is a whole paragraph) is replaced
+# by its hash so keys stay index-friendly in the store.
+MAX_KEY_CHARS = 512
+
+# Query parameters that identify a campaign or a click, never the article.
+# Removing them lets the same story shared via a newsletter and via social
+# media collapse into one canonical URL (and so one alert). ``utm_*`` is
+# matched as a prefix.
+TRACKING_PARAMS = frozenset(
+    {
+        "_ga",
+        "_gl",
+        "at_campaign",
+        "at_medium",
+        "cmpid",
+        "dclid",
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "icid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "msclkid",
+        "ocid",
+        "ref",
+        "ref_src",
+        "spm",
+        "twclid",
+        "yclid",
+    }
+)
+_TRACKING_PREFIXES = ("utm_",)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Links go into alert messages as clickable hrefs: only web links survive
+# (no javascript:, data:, file:).
+_SAFE_LINK_SCHEMES = frozenset({"http", "https"})
+
+# --------------------------------------------------------------------------- html -> text
+
+# Elements whose content is never reader-visible text.
+_SKIP_TAGS = frozenset({"script", "style", "head", "title", "noscript", "template", "svg"})
+# Elements that start a new line of text.
+_BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tr",
+        "ul",
+    }
+)
+# Elements that separate words without breaking the line (table cells).
+_SPACE_TAGS = frozenset({"td", "th"})
+_VOID_TAGS = frozenset({"br", "hr", "img", "input", "meta", "link", "wbr", "source", "area"})
+
+_SPACES_RE = re.compile(r"[^\S\n]+")  # whitespace except newlines (includes NBSP)
+_NEWLINES_RE = re.compile(r"\s*\n\s*")
+_TAG_RE = re.compile(r"<[^>]*>")
+_INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")  # soft hyphen, zero-widths
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip_depth += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+        elif tag in _SPACE_TAGS:
+            self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # <br/>, <hr/>, and a self-closed <script/> that must not open a skip.
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip_depth = max(0, self._skip_depth - 1)
+        elif tag in _BLOCK_TAGS and tag not in _VOID_TAGS:
+            self.parts.append("\n")
+        elif tag in _SPACE_TAGS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.parts.append(data)
+
+    def unknown_decl(self, data: str) -> None:
+        if data.startswith("CDATA[") and not self._skip_depth:
+            self.parts.append(data[len("CDATA[") :])
+
+
+def _extract(html: str) -> str:
+    if "<" not in html and "&" not in html:
+        return html  # plain text: nothing to parse
+    parser = _TextExtractor()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # html.parser is lenient, but this is hostile input
+        return unescape(_TAG_RE.sub(" ", html))
+    return "".join(parser.parts)
+
+
+def _clean(text: str, limit: int) -> str:
+    text = _CONTROL_RE.sub(" ", _INVISIBLE_RE.sub("", text))
+    text = _SPACES_RE.sub(" ", text)
+    text = _NEWLINES_RE.sub("\n", text).strip()
+    if len(text) > limit:
+        text = text[:limit].rstrip()
+    return text
+
+
+def html_to_text(html: str, *, limit: int = MAX_FIELD_CHARS) -> str:
+    """HTML (or plain text) -> readable plain text.
+
+    Drops scripts, styles and the document head; block elements become line
+    breaks, table cells spaces; entities are unescaped; runs of whitespace
+    collapse to one space and blank lines disappear. The result is at most
+    ``limit`` characters.
+    """
+    return _clean(_extract(html[:MAX_HTML_CHARS]), limit)
+
+
+def _one_line(html: str) -> str:
+    return html_to_text(html, limit=MAX_LINE_CHARS).replace("\n", " ")
+
+
+# --------------------------------------------------------------------------- urls
+
+_PERCENT_RE = re.compile(r"%[0-9a-fA-F]{2}")
+
+
+def _upper_escapes(s: str) -> str:
+    # %2f and %2F are the same octet; pick one spelling (RFC 3986 6.2.2.1).
+    return _PERCENT_RE.sub(lambda m: m.group(0).upper(), s)
+
+
+def _is_tracking(param: str) -> bool:
+    name = param.split("=", 1)[0].strip().lower()
+    return name in TRACKING_PARAMS or name.startswith(_TRACKING_PREFIXES)
+
+
+def _netloc(parts: SplitResult, scheme: str) -> str:
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # not a number: keep what was written, lower-cased
+        return parts.netloc.lower()
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{host}" if userinfo else host
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{netloc}:{port}"
+    return netloc
+
+
+def canonical_url(url: str) -> str:
+    """One spelling per article URL, so the same story compares equal.
+
+    Lower-cases scheme and host, drops default ports and the fragment (a
+    ``#!`` route is kept: it addresses content), removes tracking parameters
+    (``utm_*``, ``fbclid`` ... see ``TRACKING_PARAMS``), sorts the remaining
+    query parameters without re-encoding them, and upper-cases percent
+    escapes. A string that is not an absolute URL comes back stripped.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an invalid IPv6 literal
+        return url
+    scheme = parts.scheme.lower()
+    if not scheme or not parts.netloc:
+        return url
+    path = _upper_escapes(parts.path) or ("/" if scheme in _DEFAULT_PORTS else "")
+    params = [p for p in parts.query.split("&") if p and not _is_tracking(p)]
+    query = "&".join(sorted(_upper_escapes(p) for p in params))
+    fragment = parts.fragment if parts.fragment.startswith("!") else ""
+    return urlunsplit((scheme, _netloc(parts, scheme), path, query, fragment))
+
+
+def _safe_link(link: str | None, base_url: str | None) -> str:
+    link = (link or "").strip()
+    if not link:
+        return ""
+    if base_url:
+        try:
+            link = urljoin(base_url, link)
+        except ValueError:
+            return ""
+    try:
+        scheme = urlsplit(link).scheme.lower()
+    except ValueError:
+        return ""
+    if scheme and scheme not in _SAFE_LINK_SCHEMES:
+        return ""
+    return link
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _sha256(*parts: str) -> str:
+    # JSON keeps the parts apart: ("ab", "c") and ("a", "bc") cannot collide.
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def entry_key(entry: ParsedEntry) -> str:
+    """Identity of an entry within its feed.
+
+    The GUID when there is one, else the canonical link, else
+    ``sha256:<hex>`` of title and publication time. Over-long keys are hashed.
+    """
+    key = (entry.guid or "").strip() or canonical_url(entry.link or "")
+    if not key:
+        published = _utc(entry.published or entry.updated)
+        key = "sha256:" + _sha256(entry.title.strip(), published.isoformat() if published else "")
+    if len(key) > MAX_KEY_CHARS:
+        key = "sha256:" + _sha256(key)
+    return key
+
+
+def story_key(*, canonical_url: str, feed_key: str, entry_key: str) -> str:
+    """Identity of a story across GUID changes and feeds (alerts dedup on it).
+
+    The hash of the canonical URL when it is absolute; a relative or missing
+    link says nothing across feeds, so then the hash of feed and entry key.
+    """
+    try:
+        parts = urlsplit(canonical_url)
+        absolute = bool(parts.scheme and parts.netloc)
+    except ValueError:
+        absolute = False
+    if absolute:
+        return _sha256("url", canonical_url)
+    return _sha256("entry", feed_key, entry_key)
+
+
+# --------------------------------------------------------------------------- articles
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # the parser should not produce these; assume UTC
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _categories(raw: tuple[str, ...]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for category in raw:
+        text = _one_line(category)
+        if text:
+            seen.setdefault(text, None)
+        if len(seen) >= MAX_CATEGORIES:
+            break
+    return tuple(seen)
+
+
+def normalize_entry(
+    entry: ParsedEntry,
+    *,
+    feed_key: str,
+    source: str,
+    tags: tuple[str, ...] = (),
+    base_url: str | None = None,
+) -> Article:
+    """One parsed entry -> an ``Article`` (plain text, resolved link, UTC).
+
+    ``base_url`` (the fetched document's URL) resolves relative links; links
+    that are not http(s) are dropped because they end up clickable in alerts.
+    """
+    link = _safe_link(entry.link, base_url)
+    canonical = canonical_url(link) if link else ""
+    key = entry_key(entry)
+    return Article(
+        feed_key=feed_key,
+        entry_key=key,
+        story_key=story_key(canonical_url=canonical, feed_key=feed_key, entry_key=key),
+        title=_one_line(entry.title),
+        summary=html_to_text(entry.summary),
+        content=html_to_text(entry.content),
+        link=link,
+        canonical_url=canonical,
+        author=_one_line(entry.author),
+        categories=_categories(entry.categories),
+        published=_utc(entry.published or entry.updated),
+        source=source,
+        tags=tags,
+    )
+
+
+def _is_empty(entry: ParsedEntry) -> bool:
+    return not (
+        entry.title.strip() or entry.link or entry.summary.strip() or entry.content.strip()
+    )
+
+
+def normalize_feed(
+    parsed: ParsedFeed,
+    *,
+    feed_key: str,
+    source: str,
+    tags: tuple[str, ...] = (),
+    base_url: str | None = None,
+) -> list[Article]:
+    """Every usable entry of a document as an ``Article``, in document order.
+
+    Entries with nothing in them (a truncated document's last item) are
+    skipped, and so is a repeated entry key: the first occurrence wins, so
+    one document can never yield two alerts for one entry.
+    """
+    articles: list[Article] = []
+    seen: set[str] = set()
+    for entry in parsed.entries:
+        if _is_empty(entry):
+            continue
+        article = normalize_entry(
+            entry, feed_key=feed_key, source=source, tags=tags, base_url=base_url
+        )
+        if article.entry_key in seen:
+            continue
+        seen.add(article.entry_key)
+        articles.append(article)
+    return articles

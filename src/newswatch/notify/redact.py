@@ -1,0 +1,78 @@
+"""Keep secrets out of descriptions, errors and logs.
+
+A webhook URL's path and query usually *are* the credential (Slack, Discord,
+Teams), so only scheme, host and port are ever shown. Errors raised by
+transports may quote the URL or echo what we sent; ``scrub`` removes every
+known secret fragment from such text before it is stored or logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+MASK = "****"
+
+# Fragments shorter than this are not scrubbed: masking every "a" or "v1" in
+# an error would make it unreadable, and real tokens are much longer.
+_MIN_SECRET_LEN = 4
+
+# Errors are stored in the outbox and shown by the CLI: one line, bounded.
+ERROR_MAX = 300
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def mask_url(url: str) -> str:
+    """``https://hooks.example.com/****``: scheme, host and port; the rest masked."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return MASK
+    if not parts.scheme or not host:
+        return MASK
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment or parts.password
+    return f"{parts.scheme}://{netloc}/{MASK}" if hidden else f"{parts.scheme}://{netloc}/"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may carry a credential, for ``scrub``."""
+    found = [url]
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return found
+    found += [parts.path, parts.query, parts.fragment]
+    found += [parts.username or "", parts.password or ""]
+    found += parts.path.split("/")
+    found += [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
+    found += [unquote(s) for s in list(found)]
+    return found
+
+
+def login_secrets(username: str | None, password: str) -> list[str]:
+    """A password and the base64 forms SMTP AUTH PLAIN/LOGIN put on the wire
+    (a server may echo them back in an error)."""
+    user = username or ""
+    forms = [password, f"\0{user}\0{password}"]
+    return forms + [base64.b64encode(f.encode()).decode() for f in forms]
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret (longest first) that occurs in ``text``."""
+    for secret in sorted({s for s in secrets if len(s) >= _MIN_SECRET_LEN}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def one_line(text: str, limit: int = ERROR_MAX) -> str:
+    """Control characters folded to spaces, whitespace collapsed, length bounded."""
+    text = " ".join(_CONTROL_RE.sub(" ", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,268 @@
+"""One poll of one feed, end to end: fetch -> parse -> normalize -> dedup ->
+match -> route -> store (articles, matches and outbox in one transaction).
+
+The decisions (which entries are new, which may alert, which rules match,
+where they go) are made by pure code; this module only sequences them and
+calls the fetcher and the store. One failing feed never stops the others:
+every error is caught per feed, recorded on that feed and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from newswatch.config import Config, FeedConfig
+from newswatch.feeds.fetch import Fetcher
+from newswatch.feeds.normalize import normalize_feed
+from newswatch.feeds.parse import FeedParseError, parse_feed
+from newswatch.model import FetchResult, Match, Route
+from newswatch.rules import RuleIndex
+from newswatch.schedule import alertable, next_poll_at
+from newswatch.store.base import FeedState, IngestItem, Store
+
+log = logging.getLogger("newswatch.poll")
+
+# A feed is leased while it is polled; a replica that dies mid-poll frees it
+# after this long. Longer than the fetch deadline plus parsing and storing.
+LEASE_MARGIN = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The compiled rules and where each rule's matches go. Swapped as a
+    whole on reload, so a poll in progress sees one consistent version."""
+
+    index: RuleIndex
+    targets: Mapping[str, tuple[str, ...]]  # rule name -> channel names
+
+    @classmethod
+    def from_config(cls, config: Config, index: RuleIndex) -> Rules:
+        return cls(
+            index=index,
+            targets={r.name: tuple(t.channel for t in r.notify) for r in config.rules},
+        )
+
+    def routes(self, match: Match) -> tuple[Route, ...]:
+        return tuple(Route(rule=match.rule, channel=c) for c in self.targets.get(match.rule, ()))
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOutcome:
+    feed_key: str
+    name: str
+    status: Literal["updated", "not_modified", "failed"]
+    entries: int = 0
+    new_articles: int = 0
+    new_alerts: int = 0
+    matches: tuple[Match, ...] = field(default=(), repr=False)
+    error: str | None = None
+    warning: str | None = None
+
+
+class Poller:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        rules: Rules,
+        store: Store,
+        fetcher: Fetcher,
+        clock: Callable[[], datetime],
+        rng: random.Random,
+    ) -> None:
+        self.config = config
+        self.rules = rules
+        self.store = store
+        self.fetcher = fetcher
+        self.clock = clock
+        self.rng = rng
+
+    def reconfigure(self, config: Config, rules: Rules) -> None:
+        self.config = config
+        self.rules = rules
+        self.store.ensure_feeds([f.key for f in config.feeds], self.clock())
+
+    @property
+    def feeds_by_key(self) -> dict[str, FeedConfig]:
+        return {f.key: f for f in self.config.feeds}
+
+    # ------------------------------------------------------------------ daemon
+
+    async def poll_due(self) -> list[FeedOutcome]:
+        """Claim the feeds that are due and poll them concurrently."""
+        feeds = self.feeds_by_key
+        now = self.clock()
+        lease_until = now + self.config.poll.timeout + LEASE_MARGIN
+        # Claim a few batches' worth; the fetcher's semaphores pace the rest.
+        limit = self.config.poll.concurrency * 4
+        states = await asyncio.to_thread(
+            self.store.claim_due_feeds, list(feeds), now, lease_until, limit
+        )
+        tasks = [self._poll_claimed(feeds[s.feed_key], s) for s in states if s.feed_key in feeds]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except asyncio.CancelledError:
+            # Shutdown: give the leases back so the next start polls at once.
+            await asyncio.shield(
+                asyncio.to_thread(self.store.release_feeds, [s.feed_key for s in states])
+            )
+            raise
+
+    async def poll_all(self) -> list[FeedOutcome]:
+        """Poll every configured feed once, due or not (`newswatch poll --once`)."""
+        now = self.clock()
+        await asyncio.to_thread(self.store.ensure_feeds, list(self.feeds_by_key), now)
+        tasks = []
+        for feed in self.config.feeds:
+            state = await asyncio.to_thread(self.store.feed_state, feed.key)
+            tasks.append(self._poll_claimed(feed, state))
+        return list(await asyncio.gather(*tasks))
+
+    async def dry_run(self) -> list[FeedOutcome]:
+        """Fetch and match every entry of every feed; write and send nothing."""
+        return list(await asyncio.gather(*(self._dry_run_feed(f) for f in self.config.feeds)))
+
+    # ------------------------------------------------------------------ one feed
+
+    async def _poll_claimed(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:
+        try:
+            return await self._poll(feed, state)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one bad feed never stops the rest
+            log.exception("feed %s: unexpected error while polling", feed.display_name)
+            return await self._fail(feed, f"internal error: {type(exc).__name__}: {exc}", state)
+
+    async def _poll(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:
+        source = feed.url or feed.key
+        fetch = await self.fetcher.fetch(
+            feed.key,
+            source,
+            etag=state.etag if state else None,
+            last_modified=state.last_modified if state else None,
+        )
+        if fetch.error is not None:
+            return await self._fail(feed, fetch.error, state)
+        now = self.clock()
+        if fetch.not_modified or fetch.body is None:
+            nxt = self._next(feed, now, errors=0)
+            await asyncio.to_thread(self.store.record_not_modified, fetch, now, nxt)
+            log.debug("feed %s: not modified", feed.display_name)
+            return FeedOutcome(feed.key, feed.display_name, "not_modified")
+        rules = self.rules
+        first_poll = state is None or state.last_success_at is None
+        try:
+            return await asyncio.to_thread(self._ingest, feed, fetch, rules, first_poll)
+        except FeedParseError as exc:
+            return await self._fail(feed, str(exc), state)
+
+    def _ingest(
+        self, feed: FeedConfig, fetch: FetchResult, rules: Rules, first_poll: bool
+    ) -> FeedOutcome:
+        """Parse, decide and store; runs in a worker thread."""
+        parsed = parse_feed(fetch.body or b"", url=fetch.url, content_type=fetch.content_type)
+        articles = normalize_feed(
+            parsed, feed_key=feed.key, source=feed.display_name, tags=feed.tags, base_url=fetch.url
+        )
+        known = self.store.known_entry_keys(feed.key, [a.entry_key for a in articles])
+        new = [a for a in articles if a.entry_key not in known]
+        now = self.clock()
+        may_alert = alertable(new, first_poll=first_poll, backfill=feed.backfill, now=now)
+        items = []
+        matched: list[Match] = []
+        for article, alert_ok in zip(new, may_alert, strict=True):
+            matches = tuple(rules.index.match(article)) if alert_ok else ()
+            routes = tuple(r for m in matches for r in rules.routes(m))
+            matched.extend(matches)
+            items.append(IngestItem(article=article, matches=matches, routes=routes))
+        if parsed.warning:
+            log.warning("feed %s: %s", feed.display_name, parsed.warning)
+        result = self.store.ingest(
+            fetch, items, now, self._next(feed, now, errors=0), warning=parsed.warning
+        )
+        if first_poll and new and not any(may_alert):
+            log.info(
+                "feed %s: first poll, recorded %d entries without alerting (set backfill to alert)",
+                feed.display_name,
+                len(new),
+            )
+        log.info(
+            "feed %s: %d entries, %d new, %d matches, %d alerts queued",
+            feed.display_name,
+            len(articles),
+            result.new_articles,
+            len(matched),
+            result.new_outbox,
+        )
+        return FeedOutcome(
+            feed.key,
+            feed.display_name,
+            "updated",
+            entries=len(articles),
+            new_articles=result.new_articles,
+            new_alerts=result.new_outbox,
+            matches=tuple(matched),
+            warning=parsed.warning,
+        )
+
+    async def _fail(self, feed: FeedConfig, error: str, state: FeedState | None) -> FeedOutcome:
+        now = self.clock()
+        errors = (state.consecutive_errors if state else 0) + 1
+        nxt = self._next(feed, now, errors=errors)
+        log.warning(
+            "feed %s: %s (failure %d in a row; next try %s)",
+            feed.display_name,
+            error,
+            errors,
+            nxt.strftime("%H:%M:%S UTC"),
+        )
+        await asyncio.to_thread(self.store.record_failure, feed.key, error, now, nxt)
+        return FeedOutcome(feed.key, feed.display_name, "failed", error=error)
+
+    def _next(self, feed: FeedConfig, now: datetime, *, errors: int) -> datetime:
+        poll = self.config.poll
+        return next_poll_at(
+            now,
+            feed.every or poll.every,
+            errors=errors,
+            jitter=poll.jitter,
+            max_backoff=poll.max_backoff,
+            rng=self.rng,
+        )
+
+    async def _dry_run_feed(self, feed: FeedConfig) -> FeedOutcome:
+        fetch = await self.fetcher.fetch(feed.key, feed.url or feed.key)
+        if fetch.error is not None:
+            return FeedOutcome(feed.key, feed.display_name, "failed", error=fetch.error)
+        try:
+            parsed = await asyncio.to_thread(
+                parse_feed, fetch.body or b"", url=fetch.url, content_type=fetch.content_type
+            )
+        except FeedParseError as exc:
+            return FeedOutcome(feed.key, feed.display_name, "failed", error=str(exc))
+        articles = normalize_feed(
+            parsed, feed_key=feed.key, source=feed.display_name, tags=feed.tags, base_url=fetch.url
+        )
+        matches = tuple(m for a in articles for m in self.rules.index.match(a))
+        return FeedOutcome(
+            feed.key,
+            feed.display_name,
+            "updated",
+            entries=len(articles),
+            matches=matches,
+            warning=parsed.warning,
+        )
+
+
+def summarize(outcomes: Sequence[FeedOutcome]) -> str:
+    ok = sum(o.status != "failed" for o in outcomes)
+    new = sum(o.new_articles for o in outcomes)
+    alerts = sum(o.new_alerts for o in outcomes)
+    return f"{len(outcomes)} feeds ({ok} ok), {new} new articles, {alerts} alerts queued"
+
