@@ -88,8 +88,7 @@ KOREAN_KEYWORDS = (
     "백두산",
 )
 
-STOPWORDS = frozenset(
-    """
+_STOPWORDS = """
     a about above after again against all also am an and any are as at be because been
     before being below between both but by can could did do does doing down during each
     few for from further had has have having he her here hers him his how i if in into is
@@ -100,20 +99,26 @@ STOPWORDS = frozenset(
     hath said one two also us
     le la les de des du un une et en est que qui ne pas par pour sur au aux ce ces dans
     il elle sa son ses leur leurs tout toute tous nul peut doit sont être d l n s qu
-    """.split()
-)
+"""
+STOPWORDS = frozenset(_STOPWORDS.split())
+RULE_WORD_ZIPF = 0.3  # Zipf exponent for source-text words, phrases and prefixes in rules
+RULE_NAME_ZIPF = 0.4  # Zipf exponent for people and places in rules (articles: 1.0)
 OPERATOR_WORDS = frozenset({"and", "or", "not", "near"})
 
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
+_COMBINING = dict.fromkeys(
+    cp for cp in range(0x300, 0x20000) if unicodedata.combining(chr(cp))
+)  # the marks NFKD splits off accented letters; Hangul jamo are not among them
+
+
 def fold(text: str) -> str:
     """NFKC + casefold + accents folded (the engine's default normalization)."""
     if text.isascii():
         return text.lower()
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    stripped = unicodedata.normalize("NFKD", text).translate(_COMBINING)
     return unicodedata.normalize("NFC", stripped).casefold()
 
 
@@ -169,15 +174,15 @@ class Zipf:
 def _pseudo_words(count: int, seed: str, exclude: set[str]) -> list[str]:
     """Pronounceable made-up names (Kravenor, Tisholm) that occur in no source text."""
     rng = random.Random(seed)
-    onsets = "b c d f g h j k l m n p r s t v z br dr kr tr st sh ch gl".split()
-    vowels = "a e i o u ai ei ou ia".split()
-    codas = ["", "", "", "n", "r", "s", "l", "k", "m", "x", "th"]
+    onsets = [*"bcdfghjklmnprstvz", "br", "dr", "kr", "tr", "st", "sh", "ch", "gl"]
+    vowels = [*"aeiouaeiou", "ai", "ei", "ou", "ia"]
+    codas = ["", "", "", "", "n", "r", "s", "l", "k", "m", "x", "nd", "rt"]
     seen: set[str] = set()
     out: list[str] = []
     while len(out) < count:
         word = "".join(
             rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas)
-            for _ in range(rng.choice((2, 2, 3)))
+            for _ in range(rng.choice((2, 2, 2, 3)))
         )
         if len(word) < 5 or word in seen or word in exclude:
             continue
@@ -206,11 +211,11 @@ class World:
         self.source_weights = [TEXT_SOURCES[n][1] for n in self.source_names]
         self.all_sentences = [s for name in self.source_names for s in self.sources[name]]
 
-        excluded = set(STOPWORDS) | OPERATOR_WORDS
+        excluded = {fold(w) for w in STOPWORDS} | OPERATOR_WORDS
         for text in (*ENTITY_TEMPLATES, *DAYS, *AUTHORS, *(n for _, n in FEEDS)):
             excluded.update(fold(w) for w in _WORD.findall(text))
         excluded.update(fold(c) for cats in CATEGORIES for c in cats)
-        excluded.update({"bench", "wire"})
+        excluded.update({"bench", "wire", "https", "news", "example", "org"})
         self.excluded = excluded
 
         def usable(word: str) -> bool:
@@ -245,12 +250,15 @@ class World:
                     pairs.append((a, b, j - i))
         # Most frequent first; ties broken alphabetically so the order is stable.
         self.words = [display[k].most_common(1)[0][0] for k, _ in sorted(counts.items(), key=_rank)]
-        self.word_zipf = Zipf(len(self.words), 1.0)
+        # Rules pick source-text words with a flat Zipf: in a 150-sentence pool even
+        # the rarest word is in several percent of articles, so the top of the
+        # list would make most rules match.
+        self.word_zipf = Zipf(len(self.words), RULE_WORD_ZIPF)
         self.phrases = [p for p, _ in sorted(bigrams.items(), key=_rank)]
-        self.phrase_zipf = Zipf(len(self.phrases), 1.0)
+        self.phrase_zipf = Zipf(len(self.phrases), RULE_WORD_ZIPF)
         self.near_pairs = pairs
         self.prefix_sources = [w for w in self.words if len(w) >= 7]
-        self.prefix_zipf = Zipf(len(self.prefix_sources), 1.0)
+        self.prefix_zipf = Zipf(len(self.prefix_sources), RULE_WORD_ZIPF)
 
         corpus_words = {fold(w) for s in self.all_sentences for w in _WORD.findall(s)}
         pseudo = _pseudo_words(36_000, seed + "/names", corpus_words | excluded)
@@ -261,8 +269,12 @@ class World:
             Entity(self.first_names[(k * 7919) % len(self.first_names)], last)
             for k, last in enumerate(self.last_names)
         ]
+        # Articles mention people and places with Zipf s=1 (a few are everywhere);
+        # rules name them with a flatter Zipf (people also watch the long tail).
         self.entity_zipf = Zipf(len(self.entities), 1.0)
         self.place_zipf = Zipf(len(self.places), 1.0)
+        self.rule_entity_zipf = Zipf(len(self.entities), RULE_NAME_ZIPF)
+        self.rule_place_zipf = Zipf(len(self.places), RULE_NAME_ZIPF)
 
     # -- samplers -------------------------------------------------------------
 
@@ -274,6 +286,12 @@ class World:
 
     def place(self, rng: random.Random) -> str:
         return self.places[self.place_zipf.draw(rng)]
+
+    def rule_entity(self, rng: random.Random) -> Entity:
+        return self.entities[self.rule_entity_zipf.draw(rng)]
+
+    def rule_place(self, rng: random.Random) -> str:
+        return self.places[self.rule_place_zipf.draw(rng)]
 
     def phrase(self, rng: random.Random) -> tuple[str, ...]:
         return self.phrases[self.phrase_zipf.draw(rng)]
@@ -330,7 +348,9 @@ def make_articles(
         n = rng.randint(5, 11)
         title = " ".join(title_words[:n])
         title = title[:1].upper() + title[1:]
-        summary = " ".join(split_sentences(paragraphs[0])[:2])[:300]
+        summary = " ".join(split_sentences(paragraphs[0])[:2])
+        if len(summary) > 300:
+            summary = summary[: summary.rfind(" ", 0, 300)] + " ..."
         feed_key, source_name = FEEDS[i % len(FEEDS)]
         entry_key = f"{feed_key}-{i:05d}"
         url = f"https://news.example.org/a/{entry_key}"
@@ -451,7 +471,12 @@ RULE_KINDS: tuple[tuple[str, float], ...] = (
     ("korean", 0.02),
 )
 
-CORPUS_SHARE = 0.30  # share of rule terms drawn from the source texts (rest: names, places)
+# Share of rule terms drawn from the source texts (the rest: people, places). Every
+# source-text word is in several percent of the articles, so they are used mostly
+# next to a name ("Kravenor nuclear") and rarely alone.
+CORPUS_ALONE = 0.015
+CORPUS_WITH_NAME = 0.3
+CORPUS_NEGATED = 0.5
 
 
 class RuleGenerator:
@@ -464,81 +489,83 @@ class RuleGenerator:
     def _case(self, word: str) -> str:
         return word.lower() if self.rng.random() < 0.4 else word
 
-    def term(self) -> Word:
+    def term(self, corpus_share: float = CORPUS_ALONE) -> Word:
         rng, world = self.rng, self.world
-        if rng.random() < CORPUS_SHARE:
+        if rng.random() < corpus_share:
             return Word(self._case(world.word(rng)))
         if rng.random() < 0.85:
-            entity = world.entity(rng)
-            return Word(self._case(entity.last if rng.random() < 0.8 else entity.first))
-        return Word(self._case(world.place(rng)))
+            return Word(self._case(world.rule_entity(rng).last))
+        return Word(self._case(world.rule_place(rng)))
 
-    def terms(self, n: int) -> tuple[Word, ...]:
+    def terms(self, n: int, corpus_share: float = CORPUS_ALONE) -> tuple[Word, ...]:
+        """``n`` distinct terms; the first is a name or place unless ``corpus_share`` says."""
         out: dict[str, Word] = {}
         while len(out) < n:
-            term = self.term()
+            term = self.term(corpus_share if out else CORPUS_ALONE)
             out.setdefault(fold(term.text), term)
         return tuple(out.values())
 
     def phrase(self) -> Phrase:
         rng, world = self.rng, self.world
-        if rng.random() < CORPUS_SHARE * 1.5:
+        if rng.random() < CORPUS_ALONE:
             return Phrase(tuple(self._case(w) for w in world.phrase(rng)))
-        return Phrase(tuple(world.entity(rng).name.split()))
+        return Phrase(tuple(world.rule_entity(rng).name.split()))
 
     def near(self) -> Near:
         rng, world = self.rng, self.world
         distance = rng.choice((2, 3, 5, 5, 10))
-        if rng.random() < CORPUS_SHARE * 1.5:
+        if rng.random() < CORPUS_ALONE:
             a, b, _gap = rng.choice(world.near_pairs)
             if rng.random() < 0.5:
                 a, b = b, a
             return Near(self._case(a), self._case(b), distance)
-        entity = world.entity(rng)
+        entity = world.rule_entity(rng)
         if rng.random() < 0.6:
             return Near(entity.last, entity.first, distance)
-        return Near(entity.last, world.place(rng), distance)
+        return Near(entity.last, world.rule_place(rng), distance)
 
     def build(self, kind: str) -> Node:
         rng = self.rng
         if kind == "word":
             return self.term()
         if kind == "words":
-            return And(self.terms(rng.choice((2, 2, 3))), explicit=False)
+            return And(self.terms(rng.choice((2, 2, 3)), CORPUS_WITH_NAME), explicit=False)
         if kind == "and":
-            return And(self.terms(rng.choice((2, 3))), explicit=True)
+            return And(self.terms(rng.choice((2, 3)), CORPUS_WITH_NAME), explicit=True)
         if kind == "phrase":
             return self.phrase()
         if kind == "phrase_and":
-            items: list[Node] = [self.phrase(), self.term()]
+            items: list[Node] = [self.phrase(), self.term(CORPUS_WITH_NAME)]
             rng.shuffle(items)
             return And(tuple(items), explicit=rng.random() < 0.5)
         if kind == "or":
-            return Or(self.terms(rng.choice((2, 3))))
+            return Or(tuple(self.term() for _ in range(rng.choice((2, 3)))))
         if kind == "or_and":
-            group = Or(self.terms(rng.choice((2, 3, 4))))
-            ws = self.terms(rng.choice((1, 1, 2)))
+            group = Or(self.terms(rng.choice((2, 3, 4)), CORPUS_ALONE))
+            ws = self.terms(rng.choice((1, 1, 2)), CORPUS_WITH_NAME)
             return And((group, *ws), explicit=rng.random() < 0.5)
         if kind == "not":
-            positive, negative = self.terms(2)
+            positive = self.term()
+            negative = self.term(CORPUS_NEGATED)
+            if fold(positive.text) == fold(negative.text):
+                return positive
             if rng.random() < 0.3:
                 extra = self.term()
-                if fold(extra.text) != fold(negative.text):
-                    return And((Or((positive, extra)), Not(negative, dash=True)))
-            return And((positive, Not(negative, dash=rng.random() < 0.5)))
+                if fold(extra.text) not in {fold(positive.text), fold(negative.text)}:
+                    return And((Or((positive, extra)), Not(negative, dash=True)), explicit=False)
+            dash = rng.random() < 0.5
+            return And((positive, Not(negative, dash=dash)), explicit=not dash)
         if kind == "near":
             return self.near()
         if kind == "prefix":
             return And((Prefix(self._case(self.world.prefix(rng))), self.term()))
         if kind == "field":
-            if rng.random() < 0.5:
-                return Word(self._case(self.world.word(rng)), field="title")
-            return And((Word(self.world.word(rng), field="title"), self.term()))
+            title = Word(self._case(self.world.word(rng)), field="title")
+            if rng.random() < 0.3:
+                return title
+            return And((title, self.term()))
         if kind == "korean":
-            first = rng.choice(KOREAN_KEYWORDS)
-            if rng.random() < 0.5:
-                return Word(first)
-            second = rng.choice([k for k in KOREAN_KEYWORDS if k != first])
+            first, second = rng.sample(KOREAN_KEYWORDS, 2)
             return And((Word(first), Word(second)), explicit=rng.random() < 0.5)
         raise ValueError(kind)
 

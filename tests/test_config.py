@@ -71,7 +71,10 @@ def test_unset_env_var_names_variable_not_value(tmp_path: Path) -> None:
         """,
     )
     [msg] = problems(cfg, env={"OTHER": "hunter2"})
-    assert msg == f"{cfg}:7: channels.mail.smtp.password: environment variable SMTP_PASSWORD is not set"
+    assert (
+        msg
+        == f"{cfg}:7: channels.mail.smtp.password: environment variable SMTP_PASSWORD is not set"
+    )
 
 
 def test_env_var_is_interpolated_and_kept_secret(tmp_path: Path) -> None:
@@ -136,9 +139,9 @@ def test_wrong_type_names_field_and_line(tmp_path: Path) -> None:
     )
     msgs = problems(cfg)
     assert any(m.startswith(f"{cfg}:3: poll.concurrency:") for m in msgs), msgs
-    assert any(
-        m.startswith(f"{cfg}:6: feeds[0].every:") and "not a duration" in m for m in msgs
-    ), msgs
+    assert any(m.startswith(f"{cfg}:6: feeds[0].every:") and "not a duration" in m for m in msgs), (
+        msgs
+    )
 
 
 def test_unknown_setting_and_channel_type(tmp_path: Path) -> None:
@@ -199,7 +202,10 @@ def test_duplicate_feed_and_rule_names(tmp_path: Path) -> None:
 
 
 def test_inline_rules_mixed_with_files(tmp_path: Path) -> None:
-    write(tmp_path / "more.yaml", "rules:\n  - {name: from-file, query: Seoul}\naliases:\n  nk: [DPRK]\n")
+    write(
+        tmp_path / "more.yaml",
+        "rules:\n  - {name: from-file, query: Seoul}\naliases:\n  nk: [DPRK]\n",
+    )
     cfg = write(
         tmp_path / "nw.yaml",
         """

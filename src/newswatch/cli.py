@@ -112,6 +112,7 @@ def run(config_path: str, log_level: str) -> None:
 @config_option
 def check(config_path: str) -> None:
     """Validate the configuration and print what it holds (exit 0 or 1)."""
+    from newswatch.daemon import safe_url, state_url
     from newswatch.rules import compile_rules
 
     loaded = _load(config_path)
@@ -120,7 +121,7 @@ def check(config_path: str) -> None:
     stats = index.stats()
     click.echo(f"{loaded.path}: OK")
     click.echo(f"  timezone  {config.timezone}")
-    click.echo(f"  state     {_mask_url(config.state)}")
+    click.echo(f"  state     {safe_url(state_url(config))}")
     click.echo(f"  feeds     {len(config.feeds)}")
     for feed in config.feeds:
         every = feed.every or config.poll.every
@@ -364,12 +365,3 @@ def _describe_channel(cfg: ChannelConfig) -> str:
         url = httpx.URL(cfg.url.get_secret_value())
         return f"webhook {url.scheme}://{url.host}/**** (url hidden)"
     return f"console ({cfg.format})"
-
-
-def _mask_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparseable state URL)"

@@ -112,13 +112,13 @@ class _Frozen(BaseModel):
 
 class PollSettings(_Frozen):
     every: Duration = timedelta(minutes=10)
-    concurrency: int = Field(32, ge=1, le=1024)
-    per_host: int = Field(4, ge=1, le=256)
+    concurrency: int = Field(default=32, ge=1, le=1024)
+    per_host: int = Field(default=4, ge=1, le=256)
     timeout: Duration = timedelta(seconds=20)
     max_bytes: Size = 10 * 1024 * 1024
     # Each feed's next poll is spread by up to this fraction of its interval so
     # that hundreds of feeds added at once do not hit their hosts in lockstep.
-    jitter: float = Field(0.1, ge=0, le=0.5)
+    jitter: float = Field(default=0.1, ge=0, le=0.5)
     # Back off a failing feed: interval * 2**errors, capped here.
     max_backoff: Duration = timedelta(hours=6)
     user_agent: str | None = None
@@ -164,7 +164,7 @@ class ConsoleChannelConfig(_Frozen):
 
 class SmtpSettings(_Frozen):
     host: str
-    port: int = Field(587, ge=1, le=65535)
+    port: int = Field(default=587, ge=1, le=65535)
     starttls: bool = True  # upgrade a plain connection (port 587)
     tls: bool = False  # implicit TLS from the first byte (port 465)
     username: str | None = None
@@ -181,7 +181,7 @@ class SmtpSettings(_Frozen):
 class EmailChannelConfig(_Frozen):
     type: Literal["email"]
     to: tuple[str, ...] = Field(min_length=1)
-    from_: str = Field("newswatch@localhost", alias="from")
+    from_: str = Field(default="newswatch@localhost", alias="from")
     smtp: SmtpSettings
     subject_prefix: str = "[newswatch]"
 
@@ -344,7 +344,9 @@ def _dotted(path: _Path) -> str:
 _ENV_RE = re.compile(r"\$\{([^}]*)\}")
 
 
-def _interpolate(value: Any, path: _Path, env: Mapping[str, str], doc: _Doc, problems: list[str]) -> Any:
+def _interpolate(
+    value: Any, path: _Path, env: Mapping[str, str], doc: _Doc, problems: list[str]
+) -> Any:
     """Replace ${VAR}, ${VAR:-default} and ${file:/path} in strings.
 
     Errors name the variable, never a value.
@@ -363,7 +365,9 @@ def _interpolate(value: Any, path: _Path, env: Mapping[str, str], doc: _Doc, pro
             try:
                 return Path(file).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                problems.append(doc.problem(path, f"cannot read secret file {file}: {exc.strerror}"))
+                problems.append(
+                    doc.problem(path, f"cannot read secret file {file}: {exc.strerror}")
+                )
                 return ""
         name, sep, default = expr.partition(":-")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
@@ -537,15 +541,15 @@ def _cross_check(config: Config, doc: _Doc) -> list[str]:
                     )
                 )
     for err in check_rules(rule_specs(config), config.aliases):
-        i = next((n for n, r in enumerate(config.rules) if r.name == err.rule), None)
+        n = next((k for k, r in enumerate(config.rules) if r.name == err.rule), None)
         if err.key == "aliases":
             path: _Path = ("aliases",)
-        elif i is None:
+        elif n is None:
             path = ("rules",)
         elif err.index is not None:
-            path = ("rules", i, err.key, err.index)
+            path = ("rules", n, err.key, err.index)
         else:
-            path = ("rules", i, err.key)
+            path = ("rules", n, err.key)
         loc = doc.where(path)
         prefix = f"{loc[0]}:{loc[1]}: " if loc else ""
         problems.append(f"{prefix}{_dotted(path)}: {err}")

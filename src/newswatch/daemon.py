@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import make_url
 
 from newswatch.config import Config, ConfigError, LoadedConfig, load_config, rule_specs
 from newswatch.feeds.fetch import Fetcher
@@ -150,8 +151,16 @@ class App:
 class Daemon:
     """Runs an App until SIGTERM/SIGINT."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        poll_tick: timedelta = POLL_TICK,
+        deliver_tick: timedelta = DELIVER_TICK,
+        reload_tick: timedelta = RELOAD_TICK,
+    ) -> None:
         self.app = app
+        self._periods = {"poll": poll_tick, "deliver": deliver_tick, "reload": reload_tick}
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._fingerprint = app.loaded.fingerprint()
@@ -184,21 +193,20 @@ class Daemon:
             },
         )
         now = datetime.now(UTC)
-        for name, period, job in (
-            ("poll", POLL_TICK, self._tick_poll),
-            ("deliver", DELIVER_TICK, self._tick_deliver),
-            ("reload", RELOAD_TICK, self._tick_reload),
+        for name, job in (
+            ("poll", self._tick_poll),
+            ("deliver", self._tick_deliver),
+            ("reload", self._tick_reload),
         ):
-            scheduler.add_job(
-                job, "interval", seconds=period.total_seconds(), id=name, next_run_time=now
-            )
+            seconds = self._periods[name].total_seconds()
+            scheduler.add_job(job, "interval", seconds=seconds, id=name, next_run_time=now)
         config = self.app.config
         log.info(
             "newswatch running: %d feeds, %d rules, %d channels, state %s",
             len(config.feeds),
             len(self.app.poller.rules.index.rule_names),
             len(self.app.channels),
-            _safe_url(state_url(config)),
+            safe_url(state_url(config)),
         )
         scheduler.start()
         try:
@@ -282,9 +290,9 @@ class Daemon:
         self.app.reload(new)
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """A state URL for logs: the password masked."""
     try:
-        return httpx.URL(url).copy_with(password="****").__str__() if "@" in url else url
+        return make_url(url).render_as_string(hide_password=True)
     except Exception:
-        return url.split("@")[-1]
+        return "(unparseable state URL)"

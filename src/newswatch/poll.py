@@ -265,4 +265,3 @@ def summarize(outcomes: Sequence[FeedOutcome]) -> str:
     new = sum(o.new_articles for o in outcomes)
     alerts = sum(o.new_alerts for o in outcomes)
     return f"{len(outcomes)} feeds ({ok} ok), {new} new articles, {alerts} alerts queued"
-

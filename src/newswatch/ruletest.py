@@ -79,13 +79,17 @@ def run_test(
         )
     else:
         for article, verdicts in results:
-            click.echo(f"{article.title or '(untitled)'}" + (f" <{article.link}>" if article.link else ""))
+            click.echo(
+                f"{article.title or '(untitled)'}" + (f" <{article.link}>" if article.link else "")
+            )
             for v in verdicts:
                 if v.matched:
                     terms = ", ".join(v.explanation.terms)
                     click.echo(click.style(f"  MATCH  {v.rule}", fg="green") + f"  {terms}")
                     if v.explanation.snippet:
-                        click.echo(f"         {_mark(v.explanation.snippet, v.explanation.highlights)}")
+                        click.echo(
+                            f"         {_mark(v.explanation.snippet, v.explanation.highlights)}"
+                        )
                 else:
                     click.echo(f"  miss   {v.rule}  {v.reason}")
     return 0 if matched else 1

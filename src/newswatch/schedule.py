@@ -31,7 +31,7 @@ def next_poll_at(
     ``jitter`` of itself so feeds added together drift apart."""
     delay = interval
     if errors > 0:
-        backoff = interval * (2 ** min(errors, MAX_BACKOFF_EXPONENT))
+        backoff = interval * (2 ** min(errors - 1, MAX_BACKOFF_EXPONENT))
         delay = max(interval, min(backoff, max_backoff))
     spread = delay.total_seconds() * jitter
     return now + delay + timedelta(seconds=rng.uniform(-spread, spread) if spread else 0.0)

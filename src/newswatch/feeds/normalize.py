@@ -374,9 +374,7 @@ def normalize_entry(
 
 
 def _is_empty(entry: ParsedEntry) -> bool:
-    return not (
-        entry.title.strip() or entry.link or entry.summary.strip() or entry.content.strip()
-    )
+    return not (entry.title.strip() or entry.link or entry.summary.strip() or entry.content.strip())
 
 
 def normalize_feed(

@@ -72,7 +72,7 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def one_line(text: str, limit: int = ERROR_MAX) -> str:
-    """Control characters folded to spaces, whitespace collapsed, length bounded."""
-    text = " ".join(_CONTROL_RE.sub(" ", text).split())
+def clean_error(text: str, secrets: Iterable[str] = (), limit: int = ERROR_MAX) -> str:
+    """An error fit to store and log: secrets scrubbed, one line, bounded."""
+    text = " ".join(_CONTROL_RE.sub(" ", scrub(text, secrets)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -90,9 +90,7 @@ def _keep_offsets(text: str) -> str:
     return _LINE_BREAKERS.sub(" ", _BIDI_CONTROLS.sub(" ", text))
 
 
-def highlight_segments(
-    text: str, spans: Sequence[tuple[int, int]]
-) -> list[tuple[str, bool]]:
+def highlight_segments(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, bool]]:
     """Split ``text`` into (piece, highlighted) runs.
 
     Spans are clamped to the text; overlapping or touching spans merge, empty
@@ -182,8 +180,9 @@ def render_alert(alert: Alert) -> Message:
     context = _context(alert)
     subject = f"{context['rule']}: {context['title']}"
     context["subject"] = subject
-    text = _TEMPLATES.get_template("alert.txt.j2").render(context)
-    html = _TEMPLATES.get_template("alert.html.j2").render(context)
+    # Exactly one final newline, whatever the template's block tags left.
+    text = _TEMPLATES.get_template("alert.txt.j2").render(context).rstrip("\n") + "\n"
+    html = _TEMPLATES.get_template("alert.html.j2").render(context).rstrip("\n") + "\n"
     return Message(subject=subject, text=text, html=html)
 
 

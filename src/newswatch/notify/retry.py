@@ -45,7 +45,7 @@ def backoff_ceiling(
 ) -> timedelta:
     """The longest wait after failed attempt number ``attempt`` (1-based)."""
     exponent = min(max(attempt, 1) - 1, 32)  # 2**32 * base is far past any cap
-    return min(cap, base * 2**exponent)
+    return min(cap, base * (1 << exponent))
 
 
 def next_attempt_at(
@@ -71,9 +71,7 @@ def retry_window(
     attempts: int = MAX_ATTEMPTS, *, base: timedelta = BASE_DELAY, cap: timedelta = MAX_DELAY
 ) -> tuple[timedelta, timedelta]:
     """(shortest, longest) time from the first to the last of ``attempts`` attempts."""
-    longest = sum(
-        (backoff_ceiling(n, base=base, cap=cap) for n in range(1, attempts)), timedelta()
-    )
+    longest = sum((backoff_ceiling(n, base=base, cap=cap) for n in range(1, attempts)), timedelta())
     return longest / 2, longest
 
 

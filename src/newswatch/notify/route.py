@@ -21,8 +21,7 @@ def routes_for(match: Match, targets: Mapping[str, Sequence[str]]) -> tuple[Rout
     """
     channels = dict.fromkeys(targets.get(match.rule, ()))
     return tuple(
-        Route(rule=match.rule, channel=channel, mode=DeliveryMode.IMMEDIATE)
-        for channel in channels
+        Route(rule=match.rule, channel=channel, mode=DeliveryMode.IMMEDIATE) for channel in channels
     )
 
 

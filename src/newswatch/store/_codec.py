@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from newswatch.model import Article, Explanation, Hit
+from newswatch.model import Alert, Article, Explanation, Hit
 from newswatch.store.base import FeedState, OutboxRow, OutboxStatus
 
 
@@ -29,7 +29,7 @@ def article_values(article: Article, first_seen_at: datetime) -> dict[str, Any]:
     }
 
 
-def article_from_row(row: Mapping[str, Any]) -> Article:
+def article_from_row(row: Mapping[Any, Any]) -> Article:
     return Article(
         feed_key=row["feed_key"],
         entry_key=row["entry_key"],
@@ -76,7 +76,7 @@ def explanation_from_json(data: Any) -> Explanation:
     return Explanation(hits=hits, snippet=str(data.get("snippet") or ""), highlights=highlights)
 
 
-def feed_state_from_row(row: Mapping[str, Any], articles: int) -> FeedState:
+def feed_state_from_row(row: Mapping[Any, Any], articles: int) -> FeedState:
     return FeedState(
         feed_key=row["feed_key"],
         etag=row["etag"],
@@ -91,7 +91,7 @@ def feed_state_from_row(row: Mapping[str, Any], articles: int) -> FeedState:
     )
 
 
-def outbox_row_from_row(row: Mapping[str, Any]) -> OutboxRow:
+def outbox_row_from_row(row: Mapping[Any, Any]) -> OutboxRow:
     return OutboxRow(
         id=row["id"],
         rule=row["rule"],
@@ -105,4 +105,18 @@ def outbox_row_from_row(row: Mapping[str, Any]) -> OutboxRow:
         next_attempt_at=row["next_attempt_at"],
         sent_at=row["sent_at"],
         last_error=row["last_error"],
+    )
+
+
+def alert_from_row(row: Mapping[Any, Any]) -> Alert:
+    """An Alert from a ``_queries.alerts`` row."""
+    return Alert(
+        outbox_id=row["outbox_id"],
+        rule=row["outbox_rule"],
+        channel=row["outbox_channel"],
+        article=article_from_row(row),
+        explanation=explanation_from_json(row["explanation"]),
+        # A route without a stored match (not expected) still gets sent.
+        matched_at=row["matched_at"] or row["outbox_created_at"],
+        attempt=row["outbox_attempts"],
     )

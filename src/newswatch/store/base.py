@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from newswatch.model import Alert, Article, FetchResult, Match, Route
+from newswatch.model import Alert, Article, DeliveryMode, FetchResult, Match, Route
 
 
 class OutboxStatus(enum.StrEnum):
@@ -52,7 +52,9 @@ class IngestItem:
 class IngestResult:
     new_articles: int
     new_matches: int
-    new_outbox: int  # routes written (a route whose (rule, channel, story) already exists is skipped)
+    new_outbox: (
+        int  # routes written (a route whose (rule, channel, story) already exists is skipped)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +119,21 @@ class Store(Protocol):
 
     # --- outbox
     def claim_outbox(
-        self, now: datetime, lease_until: datetime, limit: int
+        self,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        mode: DeliveryMode = DeliveryMode.IMMEDIATE,
+        channel: str | None = None,
     ) -> list[Alert]:
         """Lease pending rows whose next_attempt_at <= now (and rows left in
-        'sending' whose lease expired: a crashed worker's)."""
+        'sending' whose lease expired: a crashed worker's).
+
+        Only rows routed with ``mode`` (the route's DeliveryMode, kept in the
+        outbox) are claimed, and only for ``channel`` when given: the
+        immediate sender never takes digest rows; a digest job claims its
+        channel's rows with ``mode=DeliveryMode.DIGEST, channel=...``."""
 
     def mark_sent(self, outbox_id: int, now: datetime) -> None: ...
     def mark_retry(
@@ -128,9 +141,7 @@ class Store(Protocol):
     ) -> None: ...
     def mark_dead(self, outbox_id: int, error: str, now: datetime) -> None: ...
     def release_outbox(self, outbox_ids: Sequence[int]) -> None: ...
-    def outbox(
-        self, status: OutboxStatus | None = None, limit: int = 100
-    ) -> list[OutboxRow]: ...
+    def outbox(self, status: OutboxStatus | None = None, limit: int = 100) -> list[OutboxRow]: ...
     def retry_dead(self, outbox_ids: Sequence[int] | None, now: datetime) -> int: ...
 
     # --- articles (backtests)

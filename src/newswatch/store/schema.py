@@ -156,9 +156,7 @@ def create_schema(conn: Connection) -> None:
     while version < SCHEMA_VERSION:
         step = MIGRATIONS.get(version)
         if step is None:
-            raise SchemaVersionError(
-                f"no migration from schema version {version} to {version + 1}"
-            )
+            raise SchemaVersionError(f"no migration from schema version {version} to {version + 1}")
         step(conn)
         version += 1
     conn.execute(

@@ -1,0 +1,1 @@
+"""newswatch: a self-hosted news-monitoring alert daemon."""

@@ -1,0 +1,194 @@
+"""Why a rule matched (hits and a snippet) or why it did not (a reason).
+
+Runs only for rules that matched, or on request, so it favours clarity over
+speed. Hit offsets are character offsets into the field's display text: the
+article's own field text (multi-valued fields joined with ", ").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from newswatch.model import Explanation, Hit
+from newswatch.rules.compile import (
+    AndPlan,
+    NearLeaf,
+    NotPlan,
+    OrPlan,
+    Plan,
+    RegexLeaf,
+    TermLeaf,
+    fields_of,
+    near_pairs,
+    occurrences,
+    predicate,
+)
+from newswatch.rules.doc import View
+from newswatch.rules.query import FIELDS
+from newswatch.rules.text import to_original
+
+# A story can name "Russia" fifty times; a renderer needs the first few.
+MAX_HITS: Final = 100
+SNIPPET_CHARS: Final = 200
+SNIPPET_BEFORE: Final = 60  # context shown before the first hit
+SNIPPET_SNAP: Final = 20  # how far to look for a space to cut at
+# The snippet comes from the body when the body has a hit: the title is
+# shown by every renderer anyway.
+SNIPPET_FIELDS: Final = ("content", "summary", "title", "author", "source", "category", "url")
+ELLIPSIS: Final = "…"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The answer to "does rule R match article A, and why (not)?"."""
+
+    rule: str
+    matched: bool
+    explanation: Explanation
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        ex = self.explanation
+        return {
+            "rule": self.rule,
+            "matched": self.matched,
+            "reason": self.reason,
+            "hits": [
+                {"term": h.term, "field": h.field, "start": h.start, "end": h.end} for h in ex.hits
+            ],
+            "snippet": ex.snippet,
+            "highlights": [list(span) for span in ex.highlights],
+        }
+
+
+def _term_hits(leaf: TermLeaf, view: View, names: tuple[str, ...]) -> list[Hit]:
+    hits = []
+    for name in names:
+        ft = view.fields[name]
+        for start, end in leaf.pattern.occurrences(ft):
+            s, e = ft.display_span(start, end)
+            hits.append(Hit(leaf.label, name, s, e))
+    return hits
+
+
+def collect_hits(plan: Plan, view: View) -> list[Hit]:
+    """Every place a positive term of ``plan`` occurs (terms under NOT are skipped)."""
+    if isinstance(plan, TermLeaf):
+        return _term_hits(plan, view, fields_of(plan.field))
+    if isinstance(plan, RegexLeaf):
+        hits = []
+        for name in fields_of(plan.field):
+            norm, offmap = view.doc.regex_text(name)
+            for m in plan.rx.finditer(norm):
+                if m.end() > m.start():
+                    s, e = to_original(offmap, m.start(), m.end())
+                    hits.append(Hit(plan.label, name, s, e))
+        return hits
+    if isinstance(plan, NearLeaf):
+        return _near_hits(plan, view)
+    if isinstance(plan, NotPlan):
+        return []
+    return [h for c in plan.children for h in collect_hits(c, view)]
+
+
+def _near_hits(plan: NearLeaf, view: View) -> list[Hit]:
+    hits = []
+    for name in plan.fields():
+        ft = view.fields[name]
+        pairs = near_pairs(
+            occurrences(plan.left, view, name),
+            occurrences(plan.right, view, name),
+            plan.distance,
+        )
+        for occ in {o for pair in pairs for o in pair}:
+            s, e = ft.display_span(occ[2], occ[3])
+            hits.append(Hit(plan.label, name, s, e))
+    return hits
+
+
+def explanation(plan: Plan, view: View) -> Explanation:
+    hits = _tidy(collect_hits(plan, view))
+    snippet, highlights = make_snippet(view, hits)
+    return Explanation(hits=tuple(hits), snippet=snippet, highlights=highlights)
+
+
+def _tidy(hits: list[Hit]) -> list[Hit]:
+    order = {name: i for i, name in enumerate(FIELDS)}
+    seen: set[tuple[str, int, int]] = set()
+    out = []
+    for hit in sorted(hits, key=lambda h: (order[h.field], h.start, -h.end)):
+        span = (hit.field, hit.start, hit.end)
+        if span not in seen:
+            seen.add(span)
+            out.append(hit)
+    return out[:MAX_HITS]
+
+
+def make_snippet(view: View, hits: list[Hit]) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """About ``SNIPPET_CHARS`` of display text around the first hit, whitespace collapsed."""
+    with_hits = {h.field for h in hits}
+    name = next((f for f in SNIPPET_FIELDS if f in with_hits), None)
+    if name is None:
+        name = next((f for f in SNIPPET_FIELDS if view.fields[f].display.strip()), "content")
+    text = view.fields[name].display
+    own = [h for h in hits if h.field == name]
+    anchor = own[0] if own else None
+    start = 0 if anchor is None else max(0, anchor.start - SNIPPET_BEFORE)
+    if start > 0:
+        space = text.find(" ", start, min(start + SNIPPET_SNAP, anchor.start if anchor else start))
+        start = space + 1 if space >= 0 else start
+    end = min(len(text), start + SNIPPET_CHARS)
+    if anchor is not None:
+        end = max(end, anchor.end)
+    if end < len(text):
+        space = text.rfind(" ", max(start, end - SNIPPET_SNAP), end)
+        if space > (anchor.end if anchor else start):
+            end = space
+    # Collapse whitespace runs; where[k] is the output index of window char k.
+    out: list[str] = []
+    where: list[int] = []
+    for ch in text[start:end]:
+        where.append(len(out))
+        if ch.isspace():
+            if out and out[-1] != " ":
+                out.append(" ")
+        else:
+            out.append(ch)
+    where.append(len(out))
+    while out and out[-1] == " ":
+        out.pop()
+    lead = ELLIPSIS if start > 0 else ""
+    tail = ELLIPSIS if end < len(text) else ""
+    body = "".join(out)
+    spans = []
+    for h in own:
+        if h.start >= start and h.end <= end:
+            s = min(where[h.start - start], len(body)) + len(lead)
+            e = min(where[h.end - start], len(body)) + len(lead)
+            if e > s:
+                spans.append((s, e))
+    return lead + body + tail, tuple(spans)
+
+
+def miss_reason(plan: Plan, view: View) -> str:
+    """Name the clause that made ``plan`` fail on ``view``."""
+    if isinstance(plan, AndPlan):
+        for child in plan.children:
+            if not predicate(child)(view):
+                return miss_reason(child, view)
+        return f"no match for {plan.label}"  # pragma: no cover - an AND fails in a child
+    if isinstance(plan, OrPlan):
+        return "missing all of: " + ", ".join(c.label for c in plan.children)
+    if isinstance(plan, NotPlan):
+        found = dict.fromkeys(h.field for h in collect_hits(plan.child, view))
+        where = f" (found in {', '.join(found)})" if found else ""
+        return f"excluded by NOT {plan.child.label}{where}"
+    if isinstance(plan, NearLeaf):
+        for side in (plan.left, plan.right):
+            if not any(predicate(leaf)(view) for leaf in side):
+                return "missing " + " OR ".join(leaf.label for leaf in side)
+        return f"not within {plan.distance} words: {plan.label}"
+    if isinstance(plan, RegexLeaf):
+        return f"no match for {plan.label}"
+    return f"missing {plan.label}"

@@ -1,0 +1,236 @@
+"""All rules compiled into one percolator-style index.
+
+Each rule is filed under the presearch keys it cannot match without (see
+``compile.required_keys``); rules without any (only NOT, only regex) are
+"always candidates". For an article the index analyses every field once,
+looks the article's tokens up among the keys, and runs the full predicate of
+the candidate rules only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from newswatch.model import Article, Explanation, Match
+from newswatch.rules.compile import Lowerer, Plan, predicate, required_keys
+from newswatch.rules.doc import Doc, Predicate, View
+from newswatch.rules.errors import QueryError
+from newswatch.rules.explain import Verdict, explanation, miss_reason
+from newswatch.rules.query import Node
+from newswatch.rules.spec import AliasTable, RuleSpec, expand_spec
+from newswatch.rules.terms import Key
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStats:
+    rules: int
+    indexed_terms: int  # distinct presearch keys
+    always_candidates: int  # rules evaluated for every article
+    postings: int  # (key, rule) entries
+    case_sensitive_rules: int
+    scoped_rules: int
+
+
+@dataclass(slots=True)
+class _Rule:
+    spec: RuleSpec
+    node: Node  # aliases expanded
+    fn: Predicate
+    casefold: bool
+    scope: frozenset[str] | None
+
+
+class _Presearch:
+    """Key -> rule ids, for one casing."""
+
+    def __init__(self) -> None:
+        self._exact: dict[str, list[int]] = {}
+        self._prefix: dict[str, list[int]] = {}
+        self.exact: dict[str, tuple[int, ...]] = {}
+        self.prefix: dict[str, tuple[int, ...]] = {}
+        self.always: tuple[int, ...] = ()
+        self._always: list[int] = []
+        self.exact_keys: frozenset[str] = frozenset()
+        self.prefix_keys: frozenset[str] = frozenset()
+        self.rules = 0
+
+    def add(self, rid: int, keys: frozenset[Key] | None) -> None:
+        self.rules += 1
+        if keys is None:
+            self._always.append(rid)
+            return
+        for kind, text in keys:
+            table = self._exact if kind == "x" else self._prefix
+            table.setdefault(text, []).append(rid)
+
+    def freeze(self) -> None:
+        self.exact = {k: tuple(v) for k, v in self._exact.items()}
+        self.prefix = {k: tuple(v) for k, v in self._prefix.items()}
+        self.always = tuple(self._always)
+        self.exact_keys = frozenset(self.exact)
+        self.prefix_keys = frozenset(self.prefix)
+        self._exact, self._prefix, self._always = {}, {}, []
+
+    def candidates(self, view: View, out: set[int]) -> None:
+        out.update(self.always)
+        exact = self.exact
+        for key in view.lookup & self.exact_keys:
+            out.update(exact[key])
+        if self.prefix:
+            prefix = self.prefix
+            for key in view.prefix3() & self.prefix_keys:
+                out.update(prefix[key])
+
+    def postings(self) -> int:
+        return sum(map(len, self.exact.values())) + sum(map(len, self.prefix.values()))
+
+
+class RuleIndex:
+    """Compiled rules; ``match`` finds which of them an article satisfies."""
+
+    def __init__(self, rules: list[_Rule], lowerers: dict[bool, Lowerer]) -> None:
+        self._rules = rules
+        self._lowerers = lowerers
+        self._by_name = {r.spec.name: i for i, r in enumerate(rules)}
+        self._plans: dict[int, Plan] = {}
+        self._ci = _Presearch()
+        self._cs = _Presearch()
+        for rid, rule in enumerate(rules):
+            found = required_keys(self._plan(rid))
+            (self._ci if rule.casefold else self._cs).add(rid, None if found is None else found[1])
+        self._plans.clear()  # plans are rebuilt lazily for matches; keep memory small
+        self._ci.freeze()
+        self._cs.freeze()
+
+    @property
+    def rule_names(self) -> tuple[str, ...]:
+        return tuple(r.spec.name for r in self._rules)
+
+    def _plan(self, rid: int) -> Plan:
+        plan = self._plans.get(rid)
+        if plan is None:
+            rule = self._rules[rid]
+            plan = self._plans[rid] = self._lowerers[rule.casefold].lower(rule.node)
+        return plan
+
+    def _explanation(self, rid: int, doc: Doc) -> Explanation:
+        return explanation(self._plan(rid), doc.view(self._rules[rid].casefold))
+
+    def match(self, article: Article) -> list[Match]:
+        """The rules ``article`` matches, in rule order, each with its explanation."""
+        doc = Doc(article)
+        found: set[int] = set()
+        self._ci.candidates(doc.ci, found)
+        if self._cs.rules:
+            self._cs.candidates(doc.cs, found)
+        rules = self._rules
+        out = []
+        for rid in sorted(found):
+            rule = rules[rid]
+            if rule.scope is not None and rule.scope.isdisjoint(doc.scope_keys()):
+                continue
+            if rule.fn(doc.ci if rule.casefold else doc.cs):
+                out.append(Match(rule.spec.name, article, self._explanation(rid, doc)))
+        return out
+
+    def match_text(
+        self, text: str, *, title: str = "", source: str = "", tags: tuple[str, ...] = ()
+    ) -> list[Match]:
+        """Convenience: match loose text (as an article's content)."""
+        return self.match(text_article(text, title=title, source=source, tags=tags))
+
+    def explain(self, rule_name: str, article: Article) -> Verdict:
+        """Evaluate one rule on one article and say why it matched or not."""
+        rid = self._by_name[rule_name]
+        rule = self._rules[rid]
+        doc = Doc(article)
+        view = doc.view(rule.casefold)
+        plan = self._plan(rid)
+        if rule.scope is not None and rule.scope.isdisjoint(doc.scope_keys()):
+            reason = f"out of scope (feeds: {', '.join(rule.spec.scope)})"
+            return Verdict(rule_name, False, explanation(plan, view), reason)
+        ex = explanation(plan, view)
+        if rule.fn(view):
+            terms = ", ".join(ex.terms)
+            return Verdict(rule_name, True, ex, f"matched: {terms}" if terms else "matched")
+        return Verdict(rule_name, False, ex, miss_reason(plan, view))
+
+    def stats(self) -> IndexStats:
+        ci, cs = self._ci, self._cs
+        return IndexStats(
+            rules=len(self._rules),
+            indexed_terms=len(ci.exact) + len(ci.prefix) + len(cs.exact) + len(cs.prefix),
+            always_candidates=len(ci.always) + len(cs.always),
+            postings=ci.postings() + cs.postings(),
+            case_sensitive_rules=cs.rules,
+            scoped_rules=sum(r.scope is not None for r in self._rules),
+        )
+
+
+def text_article(
+    text: str, *, title: str = "", source: str = "", tags: tuple[str, ...] = ()
+) -> Article:
+    """A minimal Article around loose text (for ``match_text`` and tests)."""
+    return Article(
+        feed_key="text",
+        entry_key="text",
+        story_key="text",
+        title=title,
+        summary="",
+        content=text,
+        link="",
+        canonical_url="",
+        author="",
+        categories=(),
+        published=datetime(1970, 1, 1, tzinfo=UTC),
+        source=source,
+        tags=tags,
+    )
+
+
+def _compile_one(spec: RuleSpec, aliases: AliasTable, lowerers: dict[bool, Lowerer]) -> _Rule:
+    node = expand_spec(spec, aliases)
+    casefold = not spec.case_sensitive
+    plan = lowerers[casefold].lower(node)
+    scope = frozenset(s.casefold() for s in spec.scope) if spec.scope else None
+    return _Rule(spec, node, predicate(plan), casefold, scope)
+
+
+def _compile(
+    specs: Sequence[RuleSpec], aliases: Mapping[str, Sequence[str]] | None, *, stop: bool
+) -> tuple[list[_Rule], dict[bool, Lowerer], list[QueryError]]:
+    table = AliasTable(aliases)
+    errors = list(table.errors)
+    if errors and stop:
+        raise errors[0]
+    lowerers = {True: Lowerer(casefold=True), False: Lowerer(casefold=False)}
+    rules: list[_Rule] = []
+    names: set[str] = set()
+    for spec in specs:
+        try:
+            if spec.name in names:
+                raise QueryError("duplicate rule name", rule=spec.name, key="name")
+            names.add(spec.name)
+            rules.append(_compile_one(spec, table, lowerers))
+        except QueryError as e:
+            if stop:
+                raise
+            errors.append(e)
+    return rules, lowerers, errors
+
+
+def compile_rules(
+    specs: Sequence[RuleSpec], aliases: Mapping[str, Sequence[str]] | None = None
+) -> RuleIndex:
+    """Compile every rule into one index; raise ``QueryError`` for the first bad one."""
+    rules, lowerers, _ = _compile(specs, aliases, stop=True)
+    return RuleIndex(rules, lowerers)
+
+
+def check_rules(
+    specs: Sequence[RuleSpec], aliases: Mapping[str, Sequence[str]] | None = None
+) -> list[QueryError]:
+    """Every error in the rules and aliases (empty: all good)."""
+    return _compile(specs, aliases, stop=False)[2]

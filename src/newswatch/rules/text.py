@@ -1,0 +1,228 @@
+"""Folding and tokenization: the one definition of "the same word".
+
+Queries and articles go through the same two steps, so a query word matches a
+text word exactly when their folded tokens agree.
+
+1. ``fold(text, casefold)`` -> ``(norm, offmap)``: NFKC, casefold (unless the
+   rule is case-sensitive), diacritics removed from Latin/Greek/Cyrillic
+   letters (Pyŏngyang -> pyongyang), curly quotes and dashes made plain,
+   invisible joiners and soft hyphens dropped. Folding is defined per
+   character, which makes it a ``str.translate`` on the hot path; ``offmap``
+   maps each ``norm`` index back to the original index and is ``None`` when
+   the two are aligned one to one (nearly always).
+2. ``tokenize(norm)``: maximal runs of word characters (letters, digits,
+   combining marks; not ``_``), split where the script class changes. The
+   classes are: other scripts with spaces between words (Latin, Cyrillic,
+   Greek, Arabic, Devanagari, ...), Hangul, CJK (Han, kana), and the
+   south-east Asian scripts written without spaces (Thai, Lao, Khmer,
+   Myanmar). "THAAD는" is two tokens, ``thaad`` and ``는``.
+
+How a query token matches a text token depends on its class (see
+``docs/rules.md``): other scripts match whole words, Hangul matches at the
+start of a word (particles attach), CJK and SEA match anywhere inside a run.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Final
+
+# Token classes (values of the per-code-point class table).
+NONE: Final = 0
+WORD: Final = 1  # scripts that separate words with spaces
+HANGUL: Final = 2
+CJK: Final = 3
+SEA: Final = 4  # Thai, Lao, Khmer, Myanmar: no spaces between words
+
+# A hostile feed can send megabytes of "content"; matching reads at most this
+# many characters of one field so one article cannot stall the matcher.
+MAX_FIELD_CHARS: Final = 256 * 1024
+
+_HANGUL_RANGES = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xAC00, 0xD7FF))
+_CJK_RANGES = (
+    (0x2E80, 0x2FDF),  # radicals
+    (0x3005, 0x3007),  # 々 〆 〇
+    (0x3021, 0x3029),
+    (0x3031, 0x3035),
+    (0x3038, 0x303C),
+    (0x3040, 0x30FF),  # hiragana, katakana, ー
+    (0x31F0, 0x31FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0xFF66, 0xFF9F),
+)
+_SEA_RANGES = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF))
+# CJK extension planes; other astral characters are treated as separators.
+_CJK_ASTRAL = (0x20000, 0x3FFFF)
+
+# Diacritics are folded only on these scripts' letters: elsewhere (Thai vowel
+# signs, Devanagari matras) a combining mark is part of the spelling.
+_FOLD_MARKS_ON = ((0x0000, 0x052F), (0x1D00, 0x1FFF), (0x2C60, 0x2C7F), (0xA720, 0xA7FF))
+# Combining marks that are dropped even without a base letter before them
+# (text in decomposed form: "e" + U+0301).
+_LOOSE_MARKS = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF))
+
+_PUNCT = str.maketrans(
+    {
+        **dict.fromkeys("‘’‚‛′‵", "'"),
+        **dict.fromkeys("“”„‟″‶«»", '"'),
+        **dict.fromkeys("‐‑‒–—―−﹘﹣－", "-"),
+        # Invisible: soft hyphen, zero-width space / non-joiner / joiner, word
+        # joiner, BOM. Dropping them keeps "Rus\xadsia" one word and keeps runs
+        # of Thai (which uses U+200B as a word-break hint) in one piece.
+        **dict.fromkeys("\u00ad\u200b\u200c\u200d\u2060\ufeff", ""),
+    }
+)
+
+
+def _in(cp: int, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(lo <= cp <= hi for lo, hi in ranges)
+
+
+def _build_class_table() -> bytes:
+    table = bytearray(0x10000)
+    for cp in range(0x10000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        ch = chr(cp)
+        if not (ch.isalnum() or unicodedata.category(ch).startswith("M")):
+            continue
+        if _in(cp, _HANGUL_RANGES):
+            table[cp] = HANGUL
+        elif _in(cp, _CJK_RANGES):
+            table[cp] = CJK
+        elif _in(cp, _SEA_RANGES):
+            table[cp] = SEA
+        else:
+            table[cp] = WORD
+    return bytes(table)
+
+
+_CLASS_TABLE: Final = _build_class_table()
+
+
+def char_class(ch: str) -> int:
+    """The token class of one character (``NONE`` for separators)."""
+    cp = ord(ch)
+    if cp < 0x10000:
+        return _CLASS_TABLE[cp]
+    lo, hi = _CJK_ASTRAL
+    return CJK if lo <= cp <= hi else NONE
+
+
+def _char_set(cls: int) -> str:
+    """A regex character-set body for every BMP code point of ``cls``."""
+    parts: list[str] = []
+    cp = 0
+    while cp < 0x10000:
+        if _CLASS_TABLE[cp] != cls:
+            cp += 1
+            continue
+        start = cp
+        while cp < 0x10000 and _CLASS_TABLE[cp] == cls:
+            cp += 1
+        parts.append(f"\\u{start:04x}" if cp - 1 == start else f"\\u{start:04x}-\\u{cp - 1:04x}")
+    return "".join(parts)
+
+
+TOKEN_RE: Final = re.compile(
+    f"[{_char_set(WORD)}]+"
+    f"|[{_char_set(HANGUL)}]+"
+    f"|[{_char_set(CJK)}\\U{_CJK_ASTRAL[0]:08x}-\\U{_CJK_ASTRAL[1]:08x}]+"
+    f"|[{_char_set(SEA)}]+"
+)
+
+
+def token_class(token: str) -> int:
+    """The class of a token produced by ``TOKEN_RE`` (all its characters share it)."""
+    return WORD if token.isascii() else char_class(token[0])
+
+
+def _fold_char(ch: str, casefold: bool) -> str:
+    s = unicodedata.normalize("NFKC", ch)
+    if casefold:
+        s = unicodedata.normalize("NFKC", s.casefold())
+    s = s.translate(_PUNCT)
+    out: list[str] = []
+    base_folds = False
+    for c in unicodedata.normalize("NFD", s):
+        cp = ord(c)
+        if unicodedata.category(c).startswith("M"):
+            if base_folds or _in(cp, _LOOSE_MARKS):
+                continue
+        else:
+            base_folds = _in(cp, _FOLD_MARKS_ON)
+        out.append(c)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+class _Folder:
+    """Per-character folding, cached as a ``str.translate`` table."""
+
+    __slots__ = ("casefold", "odd", "seen", "table")
+
+    def __init__(self, casefold: bool) -> None:
+        self.casefold = casefold
+        self.table: dict[int, str] = {}
+        self.seen: set[str] = set()
+        self.odd: set[str] = set()  # characters whose folded length is not 1
+
+    def learn(self, chars: set[str]) -> None:
+        for ch in chars - self.seen:
+            folded = _fold_char(ch, self.casefold)
+            if folded != ch:
+                self.table[ord(ch)] = folded
+            if len(folded) != 1:
+                self.odd.add(ch)
+            self.seen.add(ch)
+
+    def fold(self, text: str) -> tuple[str, list[int] | None]:
+        if text.isascii():
+            return (text.lower() if self.casefold else text), None
+        chars = set(text)
+        self.learn(chars)
+        if self.odd.isdisjoint(chars):
+            return text.translate(self.table), None
+        table = self.table
+        parts: list[str] = []
+        offmap: list[int] = []
+        for i, ch in enumerate(text):
+            folded = table.get(ord(ch), ch)
+            parts.append(folded)
+            offmap.extend([i] * len(folded))
+        return "".join(parts), offmap
+
+
+_FOLDERS: Final = {True: _Folder(True), False: _Folder(False)}
+
+
+def fold(text: str, casefold: bool = True) -> tuple[str, list[int] | None]:
+    """Fold ``text``; return the folded text and its offset map (see module doc)."""
+    return _FOLDERS[casefold].fold(text)
+
+
+def fold_text(text: str, casefold: bool = True) -> str:
+    """Just the folded text."""
+    return _FOLDERS[casefold].fold(text)[0]
+
+
+def tokenize(text: str, casefold: bool = True) -> list[str]:
+    """Fold and tokenize ``text`` (for queries and tests; articles use ``FieldText``)."""
+    return TOKEN_RE.findall(fold_text(text, casefold))
+
+
+def to_original(offmap: list[int] | None, start: int, end: int) -> tuple[int, int]:
+    """Map a folded span back to the original text (``end`` exclusive)."""
+    if offmap is None:
+        return start, end
+    if end <= start:
+        pos = offmap[start] if start < len(offmap) else (offmap[-1] + 1 if offmap else 0)
+        return pos, pos
+    return offmap[start], offmap[end - 1] + 1
+
+
+def display_width(text: str) -> int:
+    """Terminal columns of ``text`` (wide CJK characters count twice)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
