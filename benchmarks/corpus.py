@@ -102,7 +102,7 @@ _STOPWORDS = """
 """
 STOPWORDS = frozenset(_STOPWORDS.split())
 RULE_WORD_ZIPF = 0.3  # Zipf exponent for source-text words, phrases and prefixes in rules
-RULE_NAME_ZIPF = 0.4  # Zipf exponent for people and places in rules (articles: 1.0)
+RULE_NAME_ZIPF = 0.3  # Zipf exponent for people and places in rules (articles: 1.0)
 OPERATOR_WORDS = frozenset({"and", "or", "not", "near"})
 
 _WORD = re.compile(r"\w+")
@@ -457,7 +457,7 @@ def render(node: Node, nested: bool = False) -> str:
 # (kind, weight). Weights are a guess at what analysts write: mostly names and
 # short keyword sets, some phrases and boolean groups, a little proximity.
 RULE_KINDS: tuple[tuple[str, float], ...] = (
-    ("word", 0.14),
+    ("word", 0.15),
     ("words", 0.16),
     ("and", 0.08),
     ("phrase", 0.10),
@@ -468,13 +468,13 @@ RULE_KINDS: tuple[tuple[str, float], ...] = (
     ("near", 0.08),
     ("prefix", 0.04),
     ("field", 0.03),
-    ("korean", 0.02),
+    ("korean", 0.01),
 )
 
 # Share of rule terms drawn from the source texts (the rest: people, places). Every
 # source-text word is in several percent of the articles, so they are used mostly
 # next to a name ("Kravenor nuclear") and rarely alone.
-CORPUS_ALONE = 0.015
+CORPUS_ALONE = 0.01
 CORPUS_WITH_NAME = 0.3
 CORPUS_NEGATED = 0.5
 
@@ -566,7 +566,8 @@ class RuleGenerator:
             return And((title, self.term()))
         if kind == "korean":
             first, second = rng.sample(KOREAN_KEYWORDS, 2)
-            return And((Word(first), Word(second)), explicit=rng.random() < 0.5)
+            other = Word(second) if rng.random() < 0.3 else self.term()
+            return And((Word(first), other), explicit=rng.random() < 0.5)
         raise ValueError(kind)
 
     def generate(self, count: int) -> list[GeneratedRule]:

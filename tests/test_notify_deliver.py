@@ -202,14 +202,25 @@ class ScriptedChannel:
     kind = "scripted"
     max_length: int | None = None
 
-    def __init__(self, name: str, results: Sequence[DeliveryResult]) -> None:
+    def __init__(
+        self,
+        name: str,
+        results: Sequence[DeliveryResult | Exception],
+        *,
+        delay: float = 0.0,
+    ) -> None:
         self.name = name
         self.results = list(results)
+        self.delay = delay
         self.sent: list[Alert] = []
 
     async def send(self, alert: Alert) -> DeliveryResult:
         self.sent.append(alert)
-        return self.results[min(len(self.sent), len(self.results)) - 1]
+        await asyncio.sleep(self.delay)
+        result = self.results[min(len(self.sent), len(self.results)) - 1]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def describe(self) -> str:
         return f"scripted {self.name}"
@@ -511,6 +522,37 @@ async def test_reloaded_channels_are_used_by_the_next_round(store: Any, clock: C
     assert await loop.drain() == DeliveryStats(sent=1)
     assert old.getvalue() == ""
     assert "Story 0" in new.getvalue()
+
+
+async def test_sends_stop_starting_when_the_lease_runs_short(store: Any, clock: Clock) -> None:
+    slow = ScriptedChannel("slow", [DeliveryResult.success()], delay=0.1)
+    enqueue(store, clock, ["slow"], stories=3)
+    # 1 s lease, 0.85 s per-send timeout: only the first 0.05 s may start sends.
+    loop = deliverer(
+        store,
+        {"slow": slow},
+        clock,
+        lease=timedelta(seconds=1),
+        send_timeout=timedelta(seconds=0.85),
+        concurrency=1,
+    )
+    assert await loop.deliver_due() == DeliveryStats(sent=1, deferred=2)
+    assert await loop.drain() == DeliveryStats(sent=2, deferred=1)  # one per round
+
+
+async def test_a_channel_that_raises_is_retried_and_its_message_not_logged(
+    store: Any, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    buggy = ScriptedChannel("buggy", [RuntimeError(f"oops {TOKEN}"), DeliveryResult.success()])
+    [row_id] = enqueue(store, clock, ["buggy"])
+    loop = deliverer(store, {"buggy": buggy}, clock)
+    with caplog.at_level("DEBUG", logger="newswatch"):
+        assert await loop.deliver_due() == DeliveryStats(retried=1)
+    assert rows(store)[row_id].last_error == "scripted channel 'buggy': internal error RuntimeError"
+    assert "RuntimeError" in caplog.text
+    assert TOKEN not in caplog.text
+    clock.advance(LATER)
+    assert await loop.deliver_due() == DeliveryStats(sent=1)
 
 
 def test_lease_must_outlast_a_send(store: Any, clock: Clock) -> None:

@@ -216,3 +216,19 @@ async def test_display_names_stay_in_headers_not_in_the_envelope(smtp: SmtpServe
     assert smtp.envelopes == [("alerts@newswatch.example", ["desk@example.org"])]
     assert smtp.messages[0]["To"] == '"Desk, Seoul" <desk@example.org>'
     assert smtp.messages[0]["Subject"] == f"russia-north-korea: {TITLE}"
+
+
+@pytest.mark.parametrize(
+    ("smtp_settings", "expected"),
+    [
+        ({"starttls": True}, "STARTTLS extension not supported"),
+        ({"username": "newswatch", "password": PASSWORD}, "AUTH extension is not supported"),
+    ],
+)
+async def test_a_server_lacking_what_the_config_requires_is_permanent(
+    smtp: SmtpServer, smtp_settings: dict[str, Any], expected: str
+) -> None:
+    result = await channel_for(smtp, **smtp_settings).send(alert())
+    assert result.permanent
+    assert expected in (result.error or "")
+    assert PASSWORD not in (result.error or "")

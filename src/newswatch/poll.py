@@ -22,6 +22,7 @@ from newswatch.feeds.fetch import Fetcher
 from newswatch.feeds.normalize import normalize_feed
 from newswatch.feeds.parse import FeedParseError, parse_feed
 from newswatch.model import FetchResult, Match, Route
+from newswatch.notify.route import routes_for, targets_from_rules
 from newswatch.rules import RuleIndex
 from newswatch.schedule import alertable, next_poll_at
 from newswatch.store.base import FeedState, IngestItem, Store
@@ -43,13 +44,10 @@ class Rules:
 
     @classmethod
     def from_config(cls, config: Config, index: RuleIndex) -> Rules:
-        return cls(
-            index=index,
-            targets={r.name: tuple(t.channel for t in r.notify) for r in config.rules},
-        )
+        return cls(index=index, targets=targets_from_rules(config.rules))
 
     def routes(self, match: Match) -> tuple[Route, ...]:
-        return tuple(Route(rule=match.rule, channel=c) for c in self.targets.get(match.rule, ()))
+        return routes_for(match, self.targets)
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,14 +197,15 @@ class Deliverer:
     ) -> None:
         gate = asyncio.Semaphore(self._concurrency)
         loop = asyncio.get_running_loop()
+        name = alerts[0].channel  # the config key (all alerts here share it)
 
         async def one(alert: Alert) -> None:
             async with gate:
-                if channel.name in state.tripped or loop.time() >= start_by:
+                if name in state.tripped or loop.time() >= start_by:
                     return  # stays unsettled: released untried
                 result = await self._attempt(channel, alert)
                 if not result.ok and not result.permanent:
-                    state.tripped.setdefault(channel.name, result.error or "failed")
+                    state.tripped.setdefault(name, result.error or "failed")
                 await self._settle(alert, result, state)
 
         # The first send goes alone: if the service is down, that is one

@@ -196,7 +196,10 @@ class EmailChannel:
             return DeliveryResult.retry(error)
         if isinstance(exc, TimeoutError):
             return DeliveryResult.retry(self._clean(f"{where}: timed out: {exc}"))
-        if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        if isinstance(exc, aiosmtplib.SMTPNotSupported) or type(exc) is aiosmtplib.SMTPException:
+            # aiosmtplib raises the bare base class only for what the server
+            # lacks and the config requires (STARTTLS, AUTH, SMTPUTF8):
+            # every retry would meet the same server, so a person must look.
             return DeliveryResult.failed(self._clean(f"{where}: {exc}"))
         if isinstance(exc, aiosmtplib.SMTPException | OSError):
             return DeliveryResult.retry(self._clean(f"{where}: {exc}"))
