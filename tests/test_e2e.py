@@ -377,3 +377,40 @@ async def test_bad_feeds_are_reported_and_healthy_feed_still_alerts(
         state = states[feeds.url(f"/{name}.xml")]
         assert state.consecutive_errors == 1 and state.last_error
     assert [b["title"] for b in feeds.json_bodies("/hook")] == [SEED_TITLE]
+
+
+async def test_rule_backfill_alerts_on_stored_articles_once(
+    tmp_path: Path, feeds: FeedServer
+) -> None:
+    feeds.route("/korea.xml", body=rss(seed_item()))
+    feeds.route("/hook", status=200)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- {name: other, query: Busan, notify: [hook]}\n")
+    loaded = write_config(
+        tmp_path,
+        f"""
+        feeds: [{{url: "{feeds.url("/korea.xml")}"}}]
+        channels: {{hook: {{type: webhook, url: "{feeds.url("/hook")}"}}}}
+        rules: rules.yaml
+        """,
+    )
+    async with App.open(loaded) as app:
+        await app.poller.poll_all()  # first poll: stored, no alerts
+    assert feeds.requests_to("/hook") == []
+
+    # A new rule asking for a backfill alerts on what is already stored...
+    rules.write_text(
+        "- {name: other, query: Busan, notify: [hook]}\n"
+        "- {name: rnk, query: 'Russia AND \"North Korea\"', backfill: 24h, notify: [hook]}\n"
+        "- {name: thaad, query: THAAD, notify: [hook]}\n"  # no backfill: stays quiet
+    )
+    reloaded = load_config(loaded.path, env={})
+    async with App.open(reloaded) as app:
+        await app.deliverer.drain()
+    assert [b["rule"] for b in feeds.json_bodies("/hook")] == ["rnk"]
+
+    # ...once: a restart does not run it again.
+    async with App.open(reloaded) as app:
+        await app.poller.poll_all()
+        await app.deliverer.drain()
+    assert len(feeds.json_bodies("/hook")) == 1

@@ -620,3 +620,16 @@ def test_repr_hides_the_password() -> None:
         assert "s3cret" not in repr(s)
     finally:
         s.close()
+
+
+def test_rule_backfill_runs_once_and_skips_what_was_alerted(store: SqlStore) -> None:
+    ingest(store, [item(article("e1"), rules=()), item(article("e2"), rules=("r1",))])
+    assert store.rules_to_backfill(["r1", "new"]) == {"r1", "new"}
+    found = [item(article("e1"), rules=("new",)), item(article("e2"), rules=("new",))]
+    gone = item(article("deleted-meanwhile"), rules=("new",))
+    result = store.record_backfill("new", [*found, gone], T0 + MIN)
+    assert result == IngestResult(new_articles=0, new_matches=2, new_outbox=2)
+    assert store.rules_to_backfill(["r1", "new"]) == {"r1"}
+    # Recording again (a second replica racing) adds nothing.
+    assert store.record_backfill("new", found, T0 + 2 * MIN) == IngestResult(0, 0, 0)
+    assert sorted(r.rule for r in store.outbox()) == ["new", "new", "r1"]

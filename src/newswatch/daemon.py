@@ -101,7 +101,7 @@ class App:
                 ) as fetcher:
                     channels = build_channels(config.channels, http=http, out=out)
                     try:
-                        yield cls(
+                        app = cls(
                             loaded=loaded,
                             store=store,
                             http=http,
@@ -120,13 +120,15 @@ class App:
                             rng=rng,
                             out=out,
                         )
+                        await asyncio.to_thread(app.poller.backfill_rules)
+                        yield app
                     finally:
                         for channel in channels.values():
                             await channel.aclose()
         finally:
             await asyncio.to_thread(store.close)
 
-    def reload(self, loaded: LoadedConfig) -> None:
+    async def reload(self, loaded: LoadedConfig) -> None:
         """Swap in a new, already validated configuration."""
         config = loaded.config
         if state_url(config) != state_url(self.config):
@@ -137,8 +139,9 @@ class App:
             self.channels = build_channels(config.channels, http=self.http, out=self.out)
             self.deliverer.channels = self.channels
             for channel in old.values():
-                asyncio.get_running_loop().create_task(channel.aclose())
-        self.poller.reconfigure(config, rules)
+                await channel.aclose()
+        await asyncio.to_thread(self.poller.reconfigure, config, rules)
+        await asyncio.to_thread(self.poller.backfill_rules)
         self.loaded = loaded
         log.info(
             "configuration reloaded: %d feeds, %d rules, %d channels",
@@ -287,7 +290,7 @@ class Daemon:
             return
         self._fingerprint = new.fingerprint()
         self._bad_fingerprint = None
-        self.app.reload(new)
+        await self.app.reload(new)
 
 
 def safe_url(url: str) -> str:

@@ -126,6 +126,36 @@ class Poller:
         """Fetch and match every entry of every feed; write and send nothing."""
         return list(await asyncio.gather(*(self._dry_run_feed(f) for f in self.config.feeds)))
 
+    def backfill_rules(self) -> list[tuple[str, int]]:
+        """Run, once per rule, the backfill that rules with `backfill:` ask
+        for: alert on stored articles of that window. Sync (a worker thread).
+        Returns (rule, alerts queued) for each backfill that ran."""
+        rules = self.rules
+        wanted = {r.name: r.backfill for r in self.config.rules if r.backfill and r.enabled}
+        if not wanted:
+            return []
+        done = []
+        for name in sorted(self.store.rules_to_backfill(list(wanted))):
+            window = wanted[name]
+            now = self.clock()
+            since = None if window == "all" or window is None else now - window
+            items = []
+            for article in self.store.iter_articles(since):
+                verdict = rules.index.explain(name, article)
+                if verdict.matched:
+                    match = Match(rule=name, article=article, explanation=verdict.explanation)
+                    items.append(IngestItem(article, (match,), rules.routes(match)))
+            result = self.store.record_backfill(name, items, now)
+            log.info(
+                "rule %s: backfill over stored articles (%s): %d matches, %d alerts queued",
+                name,
+                "all" if since is None else f"since {since:%Y-%m-%d %H:%M} UTC",
+                result.new_matches,
+                result.new_outbox,
+            )
+            done.append((name, result.new_outbox))
+        return done
+
     # ------------------------------------------------------------------ one feed
 
     async def _poll_claimed(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:

@@ -166,21 +166,57 @@ def predicate(plan: Plan) -> Predicate:
     if isinstance(plan, NearLeaf):
         return lambda v: near_matches(plan, v)
     if isinstance(plan, NotPlan):
-        child = predicate(plan.child)
-        return lambda v: not child(v)
-    fns = [predicate(c) for c in sorted(plan.children, key=_speed)]
-    if isinstance(plan, AndPlan):
+        child = plan.child
+        if isinstance(child, TermLeaf) and child.pattern.single is not None:
+            token, fld = child.pattern.single, child.field
+            return lambda v: token not in v.sets[fld]
+        fn = predicate(child)
+        return lambda v: not fn(v)
+    is_and = isinstance(plan, AndPlan)
+    fns = _fused_singles(plan.children, is_and)
+    fns += [predicate(c) for c in sorted(plan.children, key=_speed) if not _single(c)]
+    if len(fns) == 1:
+        return fns[0]
+    if is_and:
         if len(fns) == 2:
             a, b = fns
             return lambda v: a(v) and b(v)
-        if len(fns) == 3:
-            a, b, c = fns
-            return lambda v: a(v) and b(v) and c(v)
         return lambda v: all(f(v) for f in fns)
     if len(fns) == 2:
         a, b = fns
         return lambda v: a(v) or b(v)
     return lambda v: any(f(v) for f in fns)
+
+
+def _single(plan: Plan) -> bool:
+    return isinstance(plan, TermLeaf) and plan.pattern.single is not None
+
+
+def _fused_singles(children: list[Plan], is_and: bool) -> list[Predicate]:
+    """One closure per field for the one-word children of an AND/OR: fewer
+    calls on the hot path and less memory per rule."""
+    by_field: dict[str, list[str]] = {}
+    for c in children:
+        if isinstance(c, TermLeaf) and c.pattern.single is not None:
+            by_field.setdefault(c.field, []).append(c.pattern.single)
+    out: list[Predicate] = []
+    for fld, toks in by_field.items():
+        if len(toks) == 1:
+            t = toks[0]
+            out.append(lambda v: t in v.sets[fld])
+        elif len(toks) == 2:
+            a, b = toks
+            if is_and:
+                out.append(lambda v: a in (s := v.sets[fld]) and b in s)
+            else:
+                out.append(lambda v: a in (s := v.sets[fld]) or b in s)
+        else:
+            group = tuple(toks)
+            if is_and:
+                out.append(lambda v: all(map(v.sets[fld].__contains__, group)))
+            else:
+                out.append(lambda v: any(map(v.sets[fld].__contains__, group)))
+    return out
 
 
 def _term_predicate(pattern: TermPattern, fld: str) -> Predicate:

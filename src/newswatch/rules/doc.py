@@ -15,7 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import Final
 
-from newswatch.model import Article
+from newswatch.model import Article, Hit
 from newswatch.rules.query import DEFAULT_FIELDS
 from newswatch.rules.text import (
     CJK,
@@ -171,7 +171,7 @@ def _lookup_extras(tokens: set[str]) -> set[str]:
 class View:
     """All fields of one article, folded one way (case-insensitive or not)."""
 
-    __slots__ = ("_prefix3", "doc", "fields", "joins", "lookup", "sets")
+    __slots__ = ("_prefix3", "doc", "fields", "hits", "joins", "lookup", "sets")
 
     def __init__(self, doc: Doc, casefold: bool) -> None:
         self.doc = doc
@@ -189,6 +189,8 @@ class View:
             lookup |= _lookup_extras(lookup)
         self.lookup = lookup
         self._prefix3: set[str] | None = None
+        # Explanations of many rules share terms: (term label, field) -> hits.
+        self.hits: dict[tuple[str, str], tuple[Hit, ...]] = {}
 
     def prefix3(self) -> set[str]:
         """First three characters of every token (the key of prefix* terms)."""

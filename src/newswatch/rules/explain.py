@@ -7,6 +7,8 @@ article's own field text (multi-valued fields joined with ", ").
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,6 +39,7 @@ SNIPPET_SNAP: Final = 20  # how far to look for a space to cut at
 # shown by every renderer anyway.
 SNIPPET_FIELDS: Final = ("content", "summary", "title", "author", "source", "category", "url")
 ELLIPSIS: Final = "…"
+_ODD_SPACE: Final = re.compile(r"\s{2,}|[^\S ]")  # what collapsing changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +66,15 @@ class Verdict:
 
 
 def _term_hits(leaf: TermLeaf, view: View, names: tuple[str, ...]) -> list[Hit]:
-    hits = []
+    hits: list[Hit] = []
+    cache = view.hits
     for name in names:
-        ft = view.fields[name]
-        for start, end in leaf.pattern.occurrences(ft):
-            s, e = ft.display_span(start, end)
-            hits.append(Hit(leaf.label, name, s, e))
+        found = cache.get((leaf.label, name))
+        if found is None:
+            ft = view.fields[name]
+            spans = [ft.display_span(s, e) for s, e in leaf.pattern.occurrences(ft)]
+            found = cache[(leaf.label, name)] = tuple(Hit(leaf.label, name, s, e) for s, e in spans)
+        hits.extend(found)
     return hits
 
 
@@ -145,29 +151,36 @@ def make_snippet(view: View, hits: list[Hit]) -> tuple[str, tuple[tuple[int, int
         space = text.rfind(" ", max(start, end - SNIPPET_SNAP), end)
         if space > (anchor.end if anchor else start):
             end = space
-    # Collapse whitespace runs; where[k] is the output index of window char k.
-    out: list[str] = []
-    where: list[int] = []
-    for ch in text[start:end]:
-        where.append(len(out))
-        if ch.isspace():
-            if out and out[-1] != " ":
-                out.append(" ")
-        else:
-            out.append(ch)
-    where.append(len(out))
-    while out and out[-1] == " ":
-        out.pop()
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    # Collapse whitespace runs to one space; a window offset k moves left by
+    # the characters removed before it.
+    window = text[start:end]
+    pieces: list[str] = []
+    run_ends: list[int] = []
+    removed: list[int] = []
+    last = 0
+    for m in _ODD_SPACE.finditer(window):
+        pieces.append(window[last : m.start()])
+        pieces.append(" ")
+        last = m.end()
+        run_ends.append(m.end())
+        removed.append((removed[-1] if removed else 0) + m.end() - m.start() - 1)
+    pieces.append(window[last:])
+    body = "".join(pieces)
+
+    def where(k: int) -> int:
+        i = bisect_right(run_ends, k) - 1
+        return k - (removed[i] if i >= 0 else 0)
+
     lead = ELLIPSIS if start > 0 else ""
     tail = ELLIPSIS if end < len(text) else ""
-    body = "".join(out)
     spans = []
     for h in own:
         if h.start >= start and h.end <= end:
-            s = min(where[h.start - start], len(body)) + len(lead)
-            e = min(where[h.end - start], len(body)) + len(lead)
-            if e > s:
-                spans.append((s, e))
+            spans.append((where(h.start - start) + len(lead), where(h.end - start) + len(lead)))
     return lead + body + tail, tuple(spans)
 
 

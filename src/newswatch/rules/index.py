@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from newswatch.model import Article, Explanation, Match
 from newswatch.rules.compile import Lowerer, Plan, predicate, required_keys
 from newswatch.rules.doc import Doc, Predicate, View
 from newswatch.rules.errors import QueryError
 from newswatch.rules.explain import Verdict, explanation, miss_reason
-from newswatch.rules.query import Node
 from newswatch.rules.spec import AliasTable, RuleSpec, expand_spec
 from newswatch.rules.terms import Key
 
@@ -36,10 +36,14 @@ class IndexStats:
 @dataclass(slots=True)
 class _Rule:
     spec: RuleSpec
-    node: Node  # aliases expanded
     fn: Predicate
     casefold: bool
     scope: frozenset[str] | None
+
+
+# Plans (for explanations) are rebuilt from the spec on demand and cached;
+# past this many the cache starts over, so memory stays bounded.
+PLAN_CACHE_MAX: Final = 20_000
 
 
 class _Presearch:
@@ -90,17 +94,16 @@ class _Presearch:
 class RuleIndex:
     """Compiled rules; ``match`` finds which of them an article satisfies."""
 
-    def __init__(self, rules: list[_Rule], lowerers: dict[bool, Lowerer]) -> None:
-        self._rules = rules
-        self._lowerers = lowerers
-        self._by_name = {r.spec.name: i for i, r in enumerate(rules)}
+    def __init__(self, compiled: list[tuple[_Rule, frozenset[Key] | None]], aliases: AliasTable):
+        self._rules = [rule for rule, _ in compiled]
+        self._aliases = aliases
+        self._by_name = {r.spec.name: i for i, r in enumerate(self._rules)}
         self._plans: dict[int, Plan] = {}
+        self._lowerers = {True: Lowerer(casefold=True), False: Lowerer(casefold=False)}
         self._ci = _Presearch()
         self._cs = _Presearch()
-        for rid, rule in enumerate(rules):
-            found = required_keys(self._plan(rid))
-            (self._ci if rule.casefold else self._cs).add(rid, None if found is None else found[1])
-        self._plans.clear()  # plans are rebuilt lazily for matches; keep memory small
+        for rid, (rule, keys) in enumerate(compiled):
+            (self._ci if rule.casefold else self._cs).add(rid, keys)
         self._ci.freeze()
         self._cs.freeze()
 
@@ -111,8 +114,12 @@ class RuleIndex:
     def _plan(self, rid: int) -> Plan:
         plan = self._plans.get(rid)
         if plan is None:
+            if len(self._plans) >= PLAN_CACHE_MAX:
+                self._plans.clear()
+                self._lowerers = {True: Lowerer(casefold=True), False: Lowerer(casefold=False)}
             rule = self._rules[rid]
-            plan = self._plans[rid] = self._lowerers[rule.casefold].lower(rule.node)
+            node = expand_spec(rule.spec, self._aliases)
+            plan = self._plans[rid] = self._lowerers[rule.casefold].lower(node)
         return plan
 
     def _explanation(self, rid: int, doc: Doc) -> Explanation:
@@ -190,47 +197,52 @@ def text_article(
     )
 
 
-def _compile_one(spec: RuleSpec, aliases: AliasTable, lowerers: dict[bool, Lowerer]) -> _Rule:
+def _compile_one(
+    spec: RuleSpec, aliases: AliasTable, lowerers: dict[bool, Lowerer]
+) -> tuple[_Rule, frozenset[Key] | None]:
     node = expand_spec(spec, aliases)
     casefold = not spec.case_sensitive
     plan = lowerers[casefold].lower(node)
     scope = frozenset(s.casefold() for s in spec.scope) if spec.scope else None
-    return _Rule(spec, node, predicate(plan), casefold, scope)
+    found = required_keys(plan)
+    return _Rule(spec, predicate(plan), casefold, scope), None if found is None else found[1]
 
 
 def _compile(
     specs: Sequence[RuleSpec], aliases: Mapping[str, Sequence[str]] | None, *, stop: bool
-) -> tuple[list[_Rule], dict[bool, Lowerer], list[QueryError]]:
+) -> tuple[RuleIndex | None, list[QueryError]]:
     table = AliasTable(aliases)
     errors = list(table.errors)
     if errors and stop:
         raise errors[0]
+    # Term patterns are shared between rules while compiling, then let go.
     lowerers = {True: Lowerer(casefold=True), False: Lowerer(casefold=False)}
-    rules: list[_Rule] = []
+    compiled: list[tuple[_Rule, frozenset[Key] | None]] = []
     names: set[str] = set()
     for spec in specs:
         try:
             if spec.name in names:
                 raise QueryError("duplicate rule name", rule=spec.name, key="name")
             names.add(spec.name)
-            rules.append(_compile_one(spec, table, lowerers))
+            compiled.append(_compile_one(spec, table, lowerers))
         except QueryError as e:
             if stop:
                 raise
             errors.append(e)
-    return rules, lowerers, errors
+    return (RuleIndex(compiled, table) if stop else None), errors
 
 
 def compile_rules(
     specs: Sequence[RuleSpec], aliases: Mapping[str, Sequence[str]] | None = None
 ) -> RuleIndex:
     """Compile every rule into one index; raise ``QueryError`` for the first bad one."""
-    rules, lowerers, _ = _compile(specs, aliases, stop=True)
-    return RuleIndex(rules, lowerers)
+    index, _ = _compile(specs, aliases, stop=True)
+    assert index is not None
+    return index
 
 
 def check_rules(
     specs: Sequence[RuleSpec], aliases: Mapping[str, Sequence[str]] | None = None
 ) -> list[QueryError]:
     """Every error in the rules and aliases (empty: all good)."""
-    return _compile(specs, aliases, stop=False)[2]
+    return _compile(specs, aliases, stop=False)[1]

@@ -126,6 +126,17 @@ outbox.append_constraint(
 )
 
 
+# Rules that asked for a backfill (`backfill: 24h` on the rule) and when it
+# ran: a rule's backfill runs once, the first time newswatch sees the rule.
+rule_backfills = Table(
+    "rule_backfills",
+    metadata,
+    Column("rule", String, primary_key=True),
+    Column("done_at", UTCDateTime, nullable=False),
+    Column("matched", Integer, nullable=False, default=0),
+)
+
+
 class SchemaVersionError(RuntimeError):
     """The database's schema is one this code cannot use."""
 

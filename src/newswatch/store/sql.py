@@ -34,7 +34,7 @@ from newswatch.store.base import (
     OutboxStatus,
     Store,
 )
-from newswatch.store.schema import articles, feeds, matches, outbox
+from newswatch.store.schema import articles, feeds, matches, outbox, rule_backfills
 
 # Articles per round trip in iter_articles: a backtest streams the whole
 # table without holding one long read transaction (which would stop SQLite
@@ -368,6 +368,59 @@ class SqlStore:
                 stmt = update(outbox).where(dead, outbox.c.id.in_(chunk)).values(values)
                 count += conn.execute(stmt).rowcount
         return count
+
+    # --- rule backfills
+
+    def rules_to_backfill(self, rules: Sequence[str]) -> set[str]:
+        """The rules among ``rules`` whose backfill has not run yet."""
+        done: set[str] = set()
+        with self._tx(write=False) as conn:
+            for chunk in chunks(rules):
+                stmt = select(rule_backfills.c.rule).where(rule_backfills.c.rule.in_(chunk))
+                done.update(conn.execute(stmt).scalars())
+        return {r for r in rules if r not in done}
+
+    def record_backfill(
+        self, rule: str, items: Sequence[IngestItem], now: datetime
+    ) -> IngestResult:
+        """One transaction: the matches and outbox rows a rule's backfill found
+        among stored articles, and the note that it ran (so it runs once).
+        Articles no longer stored are skipped; routes already in the outbox
+        (the same story alerted by then) are not written twice."""
+        with self._tx(write=True) as conn:
+            insert_match = insert_ignore(conn, matches, "rule", "article_id")
+            new_matches = 0
+            routes: list[dict[str, Any]] = []
+            for item in items:
+                article_id = conn.execute(
+                    select(articles.c.id).where(
+                        articles.c.feed_key == item.article.feed_key,
+                        articles.c.entry_key == item.article.entry_key,
+                    )
+                ).scalar_one_or_none()
+                if article_id is None:
+                    continue
+                for match in item.matches:
+                    inserted = conn.execute(
+                        insert_match.values(
+                            rule=match.rule,
+                            article_id=article_id,
+                            explanation=_codec.explanation_to_json(match.explanation),
+                            matched_at=now,
+                        ).returning(matches.c.id)
+                    ).first()
+                    new_matches += inserted is not None
+                routes.extend(
+                    _queries.outbox_values(route, article_id, item.article.story_key, now)
+                    for route in item.routes
+                )
+            new_outbox = _queries.insert_outbox(conn, routes)
+            conn.execute(
+                insert_ignore(conn, rule_backfills, "rule").values(
+                    rule=rule, done_at=now, matched=new_matches
+                )
+            )
+        return IngestResult(new_articles=0, new_matches=new_matches, new_outbox=new_outbox)
 
     # --- articles
 
