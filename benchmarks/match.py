@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any, Protocol
 
 from corpus import (
@@ -60,6 +61,7 @@ from corpus import (
 )
 from newswatch.model import Article
 
+REPO = Path(__file__).resolve().parent.parent
 FULL_SIZES = (100, 1_000, 10_000, 100_000)
 QUICK_SIZES = (100, 1_000)
 MB = 1024 * 1024
@@ -171,15 +173,21 @@ def perq_clauses(node: Node) -> list[tuple[str, ...]] | None:
     return None
 
 
+def perq_queries(rules: Sequence[tuple[str, list[tuple[str, ...]]]]) -> list[Any]:
+    import perq
+
+    return [perq.Query(name, clauses) for name, clauses in rules]
+
+
 class PerqRules:
     """perq's MemoryStore. Text and terms are folded first (accents, like newswatch);
     perq itself only applies NFKC and casefold."""
 
-    def __init__(self, rules: Sequence[tuple[str, list[tuple[str, ...]]]]) -> None:
+    def __init__(self, queries: Sequence[Any]) -> None:
         import perq
 
         self.store = perq.MemoryStore()
-        perq.index((perq.Query(name, clauses) for name, clauses in rules), self.store)
+        perq.index(queries, self.store)
         self.matcher = perq.QueryMatcher(self.store)
         self._document = perq.Document.from_text
 
@@ -200,11 +208,18 @@ def engine_available() -> str | None:
     return None
 
 
-class EngineRules:
-    def __init__(self, rules: Sequence[GeneratedRule]) -> None:
-        from newswatch.rules import RuleSpec, compile_rules
+def engine_specs(rules: Sequence[GeneratedRule]) -> list[Any]:
+    """RuleSpecs, made outside the timed and traced build: the daemon has them from
+    its configuration before it compiles them."""
+    from newswatch.rules import RuleSpec
 
-        specs = [RuleSpec(name=r.name, query=r.query) for r in rules]
+    return [RuleSpec(name=r.name, query=r.query) for r in rules]
+
+
+class EngineRules:
+    def __init__(self, specs: Sequence[Any]) -> None:
+        from newswatch.rules import compile_rules
+
         self.index = compile_rules(specs)
 
     def match(self, article: Article) -> list[str]:
@@ -335,12 +350,9 @@ def machine_info() -> list[str]:
                     break
     except OSError:
         pass
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        rev = ""
+    rev = _git("rev-parse", "--short", "HEAD")
+    if rev and _git("status", "--porcelain", "--", "src/newswatch/rules"):
+        rev += " + uncommitted changes in src/newswatch/rules"
     return [
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()} "
@@ -348,6 +360,15 @@ def machine_info() -> list[str]:
         f"- python: {platform.python_implementation()} {platform.python_version()}; "
         f"perq {version('perq')}; newswatch git {rev or '(no commit yet)'}",
     ]
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=False, cwd=REPO
+        ).stdout.strip()
+    except OSError:
+        return ""
 
 
 def fmt_rate(r: float) -> str:
@@ -435,8 +456,9 @@ def bench_size(
     ours = ours_subset = perq_result = None
     if engine_ok:
         log(f"[{size}] newswatch: building")
+        specs = engine_specs(rules)
         ours, built = measure(
-            "newswatch", size, lambda: EngineRules(rules), articles, order, sample, None, 50
+            "newswatch", size, lambda: EngineRules(specs), articles, order, sample, None, 50
         )
         stats = built.stats()
         del built
@@ -448,10 +470,11 @@ def bench_size(
     subset = {n for n, _ in perq_rules}
     log(f"[{size}] perq: {len(perq_rules)} of {size} rules expressible")
     if perq_rules:
+        queries = perq_queries(perq_rules)
         perq_result, _ = measure(
             "perq",
             len(perq_rules),
-            lambda: PerqRules(perq_rules),
+            lambda: PerqRules(queries),
             articles,
             order,
             sample,
@@ -463,11 +486,11 @@ def bench_size(
             f"{size:,} rules, perq vs naive", perq_result.pairs, naive_subset, only=None
         )
         if engine_ok:
-            subset_rules = [by_name[n] for n, _ in perq_rules]
+            subset_specs = engine_specs([by_name[n] for n, _ in perq_rules])
             ours_subset, _ = measure(
                 "newswatch (perq subset)",
-                len(subset_rules),
-                lambda: EngineRules(subset_rules),
+                len(subset_specs),
+                lambda: EngineRules(subset_specs),
                 articles,
                 order,
                 sample,
@@ -553,10 +576,35 @@ def targets(reports: Sequence[SizeReport]) -> list[str]:
 def profile(
     sizes: Sequence[int], rules: Sequence[GeneratedRule], articles: Sequence[Article]
 ) -> None:
+    """cProfile of build and match, the top allocations of a build, and the fixed
+    per-article cost (an index whose one rule no article can match)."""
+    floor = EngineRules(engine_specs([GeneratedRule("floor", "word", Word("zzqxv"), "zzqxv")]))
+    _, seconds, _, _, _ = run_articles(floor.match, articles, range(len(articles)), ())
+    per_article = seconds / len(articles) * 1e3
+    print(f"\n## fixed cost per article (1 rule, never a candidate): {per_article:.3f} ms")
+    del floor
     for size in sizes:
+        specs = engine_specs(rules[:size])
+        gc.collect()
+        tracemalloc.start(1)
+        built = EngineRules(specs)
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        del built
+        top = snapshot.statistics("lineno")[:12]
+        total = sum(s.size for s in snapshot.statistics("filename"))
+        print(f"\n## tracemalloc: what {size:,} compiled rules hold ({total / MB:.1f} MB)\n")
+        print("```")
+        for stat in top:
+            frame = stat.traceback[0]
+            where = f"{'/'.join(frame.filename.split('/')[-2:])}:{frame.lineno}"
+            print(f"{stat.size / MB:8.1f} MB {stat.count:>9,} blocks  {where}")
+        print("```")
+        del snapshot, top
         prof = cProfile.Profile()
         prof.enable()
-        built = EngineRules(rules[:size])
+        built = EngineRules(specs)
         prof.disable()
         print(f"\n## cProfile: compile_rules, {size:,} rules\n")
         _print_profile(prof, 15)

@@ -101,6 +101,7 @@ def serve(port_queue: Any, feeds: int, items: int) -> None:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on keep-alive
 
         def do_GET(self) -> None:
             body = bodies.get(self.path)
@@ -124,7 +125,12 @@ def serve(port_queue: Any, feeds: int, items: int) -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        # socketserver's default backlog of 5 overflows when 32 clients
+        # connect at once, and the kernel retries the dropped SYNs after 1 s.
+        request_queue_size = 256
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     port_queue.put(server.server_address[1])
     server.serve_forever()

@@ -116,10 +116,8 @@ class Poller:
         """Poll every configured feed once, due or not (`newswatch poll --once`)."""
         now = self.clock()
         await asyncio.to_thread(self.store.ensure_feeds, list(self.feeds_by_key), now)
-        tasks = []
-        for feed in self.config.feeds:
-            state = await asyncio.to_thread(self.store.feed_state, feed.key)
-            tasks.append(self._poll_claimed(feed, state))
+        states = {s.feed_key: s for s in await asyncio.to_thread(self.store.feed_states)}
+        tasks = [self._poll_claimed(f, states.get(f.key)) for f in self.config.feeds]
         return list(await asyncio.gather(*tasks))
 
     async def dry_run(self) -> list[FeedOutcome]:

@@ -3,14 +3,15 @@
 ``lower`` turns an AST (aliases already expanded) into a small plan tree:
 fields are pushed down to the leaves and every word or phrase becomes a
 ``TermPattern``. ``predicate`` turns a plan into nested closures over a
-``View`` (no visitor, no dispatch on the hot path). ``required_keys`` picks
-the terms a rule cannot match without (the Luwak/Lucene-Monitor presearcher):
-one child of an AND, every branch of an OR, nothing under a NOT.
+``View`` (no visitor, no dispatch on the hot path). ``required_clauses``
+lists the terms a rule cannot match without (the Luwak/Lucene-Monitor
+presearcher): every child of an AND, one clause for an OR, nothing under a NOT.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -30,9 +31,10 @@ from newswatch.rules.query import (
     describe,
     is_positional,
 )
-from newswatch.rules.terms import Key, TermPattern, analyze, compile_term
+from newswatch.rules.terms import E, H, P, Key, TermPattern, analyze, compile_term
 
 ANY_DEFAULT: Final = "*"  # field key of an unfielded term: title, summary or content
+_SINGLE_VALUED: Final = frozenset({ANY_DEFAULT, "title", "summary", "content", "author"})
 
 
 def fields_of(key: str) -> tuple[str, ...]:
@@ -64,12 +66,13 @@ class NearLeaf:
     left: tuple[TermLeaf, ...]  # alternatives (an OR-group or alias gives several)
     right: tuple[TermLeaf, ...]
     distance: int
+    fields: tuple[str, ...] = ()  # every field either side looks at
 
-    def fields(self) -> tuple[str, ...]:
+    def __post_init__(self) -> None:
         seen: dict[str, None] = {}
         for leaf in (*self.left, *self.right):
             seen.update(dict.fromkeys(fields_of(leaf.field)))
-        return tuple(seen)
+        self.fields = tuple(seen)
 
 
 @dataclass(slots=True)
@@ -161,10 +164,12 @@ def predicate(plan: Plan) -> Predicate:
     if isinstance(plan, TermLeaf):
         return _term_predicate(plan.pattern, plan.field)
     if isinstance(plan, RegexLeaf):
-        rx, names = plan.rx, fields_of(plan.field)
-        return lambda v: any(rx.search(v.doc.regex_text(n)[0]) is not None for n in names)
+        return _regex_predicate(plan)
     if isinstance(plan, NearLeaf):
-        return lambda v: near_matches(plan, v)
+        # Both sides present (cheap) before word positions (not cheap).
+        left = predicate(OrPlan(plan.label, list(plan.left)))
+        right = predicate(OrPlan(plan.label, list(plan.right)))
+        return lambda v: left(v) and right(v) and near_matches(plan, v)
     if isinstance(plan, NotPlan):
         child = plan.child
         if isinstance(child, TermLeaf) and child.pattern.single is not None:
@@ -220,14 +225,62 @@ def _fused_singles(children: list[Plan], is_and: bool) -> list[Predicate]:
 
 
 def _term_predicate(pattern: TermPattern, fld: str) -> Predicate:
+    tokens = pattern.tokens
     if pattern.single is not None:
         token = pattern.single
         return lambda v: token in v.sets[fld]
-    if pattern.rx is None:
-        search = pattern.search
+    if len(tokens) == 1 and tokens[0][1] in (P, H):
+        return _starts_predicate(tokens[0][0], fld)
+    exact = [t for t, kind in tokens if kind == E]
+    if len(exact) == len(tokens) == 2 and fld in _SINGLE_VALUED:
+        pair = f"{exact[0]} {exact[1]}"
+        return lambda v: pair in v.pairs[fld]  # adjacent tokens: exactly the phrase
+    if pattern.rx is not None:
+        rx = pattern.rx
+        return lambda v: rx.search(v.joins[fld]) is not None
+    search = pattern.search
+    if not exact:
         return lambda v: search in v.joins[fld]
-    rx = pattern.rx
-    return lambda v: rx.search(v.joins[fld]) is not None
+    # Set lookups of the words reject most articles before the substring
+    # search of the whole field.
+    check = max(exact, key=len)
+    return lambda v: check in v.sets[fld] and search in v.joins[fld]
+
+
+def _starts_predicate(prefix: str, fld: str) -> Predicate:
+    """Some token of the field starts with ``prefix`` (``russ*``, Korean words)."""
+
+    def starts(v: View) -> bool:
+        tokens = v.sorted[fld]
+        i = bisect_left(tokens, prefix)
+        return i < len(tokens) and tokens[i].startswith(prefix)
+
+    return starts
+
+
+def _regex_predicate(plan: RegexLeaf) -> Predicate:
+    rx, names = plan.rx, fields_of(plan.field)
+    literal = regex_literal(plan.rx.pattern)
+    if literal is None:
+        return lambda v: any(rx.search(v.doc.regex_text(n)[0]) is not None for n in names)
+    # A word-character literal that every match contains sits inside one token.
+    return lambda v: literal in v.doc.ci.joins[plan.field] and any(
+        rx.search(v.doc.regex_text(n)[0]) is not None for n in names
+    )
+
+
+_LITERAL = re.compile(r"(?:\^|\\b)?([A-Za-z0-9]+)(.?)")
+
+
+def regex_literal(pattern: str) -> str | None:
+    """Lower-cased ASCII letters and digits that open every match of ``pattern``, if any."""
+    m = _LITERAL.match(pattern)
+    if m is None or "|" in pattern:
+        return None
+    literal = m.group(1)
+    if m.group(2) in ("?", "*", "{"):
+        literal = literal[:-1]  # the last character is optional
+    return literal.lower() if len(literal) >= 3 else None
 
 
 Occurrence = tuple[int, int, int, int]  # first/last word position, [start, end) in joined
@@ -267,7 +320,7 @@ def near_pairs(
 
 
 def near_matches(plan: NearLeaf, view: View) -> bool:
-    for name in plan.fields():
+    for name in plan.fields:
         left = occurrences(plan.left, view, name)
         if left:
             right = occurrences(plan.right, view, name)
@@ -278,28 +331,31 @@ def near_matches(plan: NearLeaf, view: View) -> bool:
 
 # --- presearch keys ----------------------------------------------------------
 
+Clause = tuple[float, frozenset[Key]]  # (cost, keys): at least one key is present
 
-def required_keys(plan: Plan) -> tuple[float, frozenset[Key]] | None:
-    """Keys at least one of which every matching article has; None: any article may match."""
+
+def required_clauses(plan: Plan) -> list[Clause]:
+    """Clauses that every matching article satisfies, all of them (an empty
+    list: any article may match)."""
     if isinstance(plan, TermLeaf):
-        return plan.pattern.cost, frozenset({plan.pattern.key})
+        return [(cost, frozenset({key})) for cost, key in plan.pattern.keys]
     if isinstance(plan, NearLeaf):
-        sides = [_any_of([(x.pattern.cost, frozenset({x.pattern.key})) for x in s])
-                 for s in (plan.left, plan.right)]
-        return min((s for s in sides if s is not None), key=lambda s: s[0], default=None)
+        sides = [_any_of([required_clauses(x) for x in side]) for side in (plan.left, plan.right)]
+        return [c for c in sides if c is not None]
     if isinstance(plan, AndPlan):
-        found = [k for k in map(required_keys, plan.children) if k is not None]
-        return min(found, key=lambda k: k[0], default=None)
+        return [c for child in plan.children for c in required_clauses(child)]
     if isinstance(plan, OrPlan):
-        return _any_of([required_keys(c) for c in plan.children])
-    return None  # NOT and regex: nothing is required
+        found = _any_of([required_clauses(c) for c in plan.children])
+        return [] if found is None else [found]
+    return []  # NOT and regex: nothing is required
 
 
-def _any_of(options: list[tuple[float, frozenset[Key]] | None]) -> tuple[float, frozenset[Key]] | None:
-    if not options or any(o is None for o in options):
+def _any_of(options: list[list[Clause]]) -> Clause | None:
+    """One clause for an OR: the cheapest clause of each branch, merged."""
+    if not options or any(not o for o in options):
         return None
-    keys: frozenset[Key] = frozenset().union(*(o[1] for o in options if o is not None))
-    return sum(o[0] for o in options if o is not None), keys
+    best = [min(o, key=lambda c: c[0]) for o in options]
+    return sum(c[0] for c in best), frozenset().union(*(c[1] for c in best))
 
 
 # --- aliases -----------------------------------------------------------------

@@ -12,8 +12,10 @@ NEAR rule or an explanation asks for them.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from itertools import accumulate, count
+from operator import add
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from newswatch.model import Article, Hit
 from newswatch.rules.query import DEFAULT_FIELDS
@@ -21,9 +23,10 @@ from newswatch.rules.text import (
     CJK,
     HANGUL,
     MAX_FIELD_CHARS,
+    NON_ASCII,
     SEA,
-    TOKEN_RE,
     char_class,
+    fast_tokens,
     fold,
     to_original,
 )
@@ -34,6 +37,9 @@ VALUE_GAP: Final = 1000
 # Korean keys are indexed by at most this many leading syllables; the article
 # side offers every prefix of its Hangul words up to this length.
 HANGUL_KEY_MAX: Final = 6
+# Above one extra UTF-8 byte in this many characters, a field's non-ASCII
+# tokens are found by testing every token rather than by searching for them.
+MOSTLY_NON_ASCII: Final = 20
 # Separator of multi-valued fields in their display text.
 VALUE_SEPARATOR: Final = ", "
 
@@ -54,29 +60,69 @@ def field_values(article: Article) -> dict[str, tuple[str, ...]]:
     }
 
 
+class _Places:
+    """Where one token occurs as a whole token, in ``joined`` and in the folded
+    text, in the same order: the m-th of one is the m-th of the other. Both
+    lists grow only as far as a lookup needs."""
+
+    __slots__ = ("cls", "in_joined", "in_norm", "needle", "token")
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.needle = f" {token} "
+        self.cls = char_class(token[0])
+        self.in_joined: list[int] = []
+        self.in_norm: list[int] = []
+
+    def norm_offset(self, joined: str, norm: str, jstart: int) -> int:
+        """Offset in ``norm`` of the token that starts at ``joined[jstart]``."""
+        in_joined = self.in_joined
+        while not in_joined or in_joined[-1] < jstart:
+            i = joined.find(self.needle, in_joined[-1] if in_joined else 0)
+            if i < 0:
+                raise ValueError(f"{self.token!r} is not a token at {jstart}")  # pragma: no cover
+            in_joined.append(i + 1)
+        m = bisect_left(in_joined, jstart)
+        in_norm, token, cls = self.in_norm, self.token, self.cls
+        size, end = len(token), len(norm)
+        while len(in_norm) <= m:
+            i = norm.find(token, in_norm[-1] + 1 if in_norm else 0)
+            while i >= 0 and not (
+                (i == 0 or char_class(norm[i - 1]) != cls)
+                and (i + size == end or char_class(norm[i + size]) != cls)
+            ):
+                i = norm.find(token, i + 1)
+            if i < 0:
+                raise ValueError(f"{token!r}: folded text and tokens disagree")  # pragma: no cover
+            in_norm.append(i)
+        return in_norm[m]
+
+
 class FieldText:
     """One field of one article, folded (case-folded or not) and tokenized."""
 
-    __slots__ = ("_jstarts", "_positions", "_spans", "display", "joined", "norm", "offmap")
+    __slots__ = ("_folded", "_jstarts", "_places", "_positions", "casefold", "display")
+    __slots__ += ("joined",)
     __slots__ += ("tokens", "value_counts")
 
     def __init__(self, values: tuple[str, ...], casefold: bool) -> None:
         values = tuple(v[:MAX_FIELD_CHARS] for v in values)
         self.display = VALUE_SEPARATOR.join(values)
-        self.norm, self.offmap = fold(self.display, casefold)
+        self.casefold = casefold
         self.value_counts: list[int] | None = None
+        self._folded: tuple[str, list[int] | None] | None = None
         self._jstarts: list[int] | None = None
         self._positions: list[int] | None = None
-        self._spans: list[tuple[int, int]] | None = None
+        self._places: dict[str, _Places] = {}
         if len(values) <= 1:
-            self.tokens: list[str] = TOKEN_RE.findall(self.norm)
+            self.tokens: list[str] = fast_tokens(self.display, casefold)
             self.joined = " " + " ".join(self.tokens) + " " if self.tokens else " "
             return
         tokens: list[str] = []
         pieces: list[str] = []
         counts: list[int] = []
-        for j, (lo, hi) in enumerate(self._value_bounds(values)):
-            found = TOKEN_RE.findall(self.norm, lo, hi)
+        for j, value in enumerate(values):
+            found = fast_tokens(value, casefold)
             tokens.extend(found)
             counts.append(len(found))
             if j:
@@ -88,34 +134,32 @@ class FieldText:
         self.joined = "".join(pieces)
         self.value_counts = counts
 
-    def _value_bounds(self, values: tuple[str, ...]) -> list[tuple[int, int]]:
-        """Each value's [start, end) in ``norm``."""
-        bounds: list[tuple[int, int]] = []
-        start = 0
-        for v in values:
-            end = start + len(v)
-            if self.offmap is None:
-                bounds.append((start, end))
-            else:
-                bounds.append((bisect_left(self.offmap, start), bisect_left(self.offmap, end)))
-            start = end + len(VALUE_SEPARATOR)
-        return bounds
+    def folded(self) -> tuple[str, list[int] | None]:
+        """The folded display text and its offset map (see ``text.fold``)."""
+        if self._folded is None:
+            self._folded = fold(self.display, self.casefold)
+        return self._folded
 
     def jstarts(self) -> list[int]:
         """Offset of each token in ``joined``."""
         if self._jstarts is None:
-            out: list[int] = []
-            pos = 0
-            counts = self.value_counts or [len(self.tokens)]
-            k = 0
-            for j, count in enumerate(counts):
-                if j:
-                    pos += 2
-                for tok in self.tokens[k : k + count]:
-                    out.append(pos + 1)
-                    pos += 1 + len(tok)
-                k += count
-            self._jstarts = out
+            lengths = map(len, self.tokens)
+            if self.value_counts is None:
+                # token k starts after k+1 spaces and the k tokens before it
+                self._jstarts = list(map(add, accumulate(lengths, initial=0), count(1)))
+                self._jstarts.pop()
+            else:
+                out: list[int] = []
+                pos = 0
+                k = 0
+                for j, n in enumerate(self.value_counts):
+                    if j:
+                        pos += 2
+                    for tok in self.tokens[k : k + n]:
+                        out.append(pos + 1)
+                        pos += 1 + len(tok)
+                    k += n
+                self._jstarts = out
         return self._jstarts
 
     def positions(self) -> list[int]:
@@ -125,40 +169,53 @@ class FieldText:
                 self._positions = list(range(len(self.tokens)))
             else:
                 out: list[int] = []
-                for j, count in enumerate(self.value_counts):
+                for j, n in enumerate(self.value_counts):
                     base = len(out) + j * VALUE_GAP
-                    out.extend(range(base, base + count))
+                    out.extend(range(base, base + n))
                 self._positions = out
         return self._positions
-
-    def spans(self) -> list[tuple[int, int]]:
-        """Each token's [start, end) in ``norm``."""
-        if self._spans is None:
-            # Tokens never span the value separator: one scan finds the same tokens.
-            self._spans = [m.span() for m in TOKEN_RE.finditer(self.norm)]
-        return self._spans
 
     def token_at(self, joffset: int) -> int:
         """Index of the token that holds ``joined[joffset]``."""
         return bisect_right(self.jstarts(), joffset) - 1
 
+    def _to_norm(self, joffset: int) -> int:
+        """Map an offset inside a token of ``joined`` to the folded text."""
+        joined = self.joined
+        start = joined.rfind(" ", 0, joffset + 1) + 1
+        token = joined[start : joined.find(" ", start)]
+        places = self._places.get(token)
+        if places is None:
+            places = self._places[token] = _Places(token)
+        return places.norm_offset(joined, self.folded()[0], start) + (joffset - start)
+
     def display_span(self, jstart: int, jend: int) -> tuple[int, int]:
         """Map a [start, end) region of ``joined`` (inside tokens) to the display text."""
-        js = self.jstarts()
-        spans = self.spans()
-        k0 = bisect_right(js, jstart) - 1
-        k1 = bisect_right(js, jend - 1) - 1
-        start = spans[k0][0] + (jstart - js[k0])
-        end = spans[k1][0] + (jend - js[k1])
-        return to_original(self.offmap, start, end)
+        start = self._to_norm(jstart)
+        if self.joined.find(" ", jstart, jend) < 0:
+            end = start + (jend - jstart)  # one token: no need to look it up again
+        else:
+            end = self._to_norm(jend - 1) + 1
+        return to_original(self.folded()[1], start, end)
 
 
-def _lookup_extras(tokens: set[str]) -> set[str]:
+def _non_ascii_tokens(joined: str) -> list[str]:
+    """The tokens of ``joined`` that hold a non-ASCII character."""
+    out: list[str] = []
+    m = NON_ASCII.search(joined)
+    while m is not None:
+        i = m.start()
+        start = joined.rfind(" ", 0, i) + 1
+        end = joined.find(" ", i)
+        out.append(joined[start:end])
+        m = NON_ASCII.search(joined, end)
+    return out
+
+
+def _lookup_extras(tokens: list[str]) -> set[str]:
     """Keys that non-spaced scripts add: Hangul word prefixes, CJK/Thai 1- and 2-grams."""
     extra: set[str] = set()
     for tok in tokens:
-        if tok.isascii():
-            continue
         cls = char_class(tok[0])
         if cls == HANGUL:
             extra.update(tok[:k] for k in range(1, min(len(tok), HANGUL_KEY_MAX) + 1))
@@ -168,14 +225,49 @@ def _lookup_extras(tokens: set[str]) -> set[str]:
     return extra
 
 
-class View:
-    """All fields of one article, folded one way (case-insensitive or not)."""
+_T = TypeVar("_T")
 
-    __slots__ = ("_prefix3", "doc", "fields", "hits", "joins", "lookup", "sets")
+
+class _Lazy(dict[str, _T]):
+    """A dict that computes a missing entry on first use."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[str], _T]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: str) -> _T:
+        value = self[key] = self.make(key)
+        return value
+
+
+_EMPTY: Final[dict[bool, FieldText]] = {}
+
+
+def _field_text(values: tuple[str, ...], casefold: bool) -> FieldText:
+    if any(values):
+        return FieldText(values, casefold)
+    empty = _EMPTY.get(casefold)  # most articles have no author or categories
+    if empty is None:
+        empty = _EMPTY[casefold] = FieldText((), casefold)
+    return empty
+
+
+class View:
+    """All fields of one article, folded one way (case-insensitive or not).
+
+    ``sets`` and ``joins`` are keyed by field name and by ``"*"`` (title,
+    summary and content together); ``pairs`` (adjacent token pairs) and
+    ``sorted`` (sorted distinct tokens) are built on first use.
+    """
+
+    __slots__ = ("_prefix3", "doc", "fields", "hits", "joins", "lookup", "pairs", "sets")
+    __slots__ += ("sorted",)
 
     def __init__(self, doc: Doc, casefold: bool) -> None:
         self.doc = doc
-        fields = {name: FieldText(vals, casefold) for name, vals in doc.values.items()}
+        fields = {name: _field_text(vals, casefold) for name, vals in doc.values.items()}
         self.fields = fields
         sets = {name: set(ft.tokens) for name, ft in fields.items()}
         default = sets["title"] | sets["summary"] | sets["content"]
@@ -185,19 +277,36 @@ class View:
         joins = {name: ft.joined for name, ft in fields.items()}
         joins["*"] = "\n".join([joins[f] for f in DEFAULT_FIELDS])
         self.joins = joins
-        if not all(ft.norm.isascii() for ft in fields.values()):
-            lookup |= _lookup_extras(lookup)
+        odd: list[str] = []
+        for name, ft in fields.items():
+            joined = ft.joined
+            if not joined.isascii():
+                if len(joined.encode()) - len(joined) > len(joined) // MOSTLY_NON_ASCII:
+                    odd.extend(t for t in sets[name] if not t.isascii())
+                else:
+                    odd.extend(_non_ascii_tokens(joined))
+        if odd:
+            lookup |= _lookup_extras(odd)
         self.lookup = lookup
         self._prefix3: set[str] | None = None
+        self.pairs: _Lazy[set[str]] = _Lazy(self._pairs)
+        self.sorted: _Lazy[list[str]] = _Lazy(lambda name: sorted(self.sets[name]))
         # Explanations of many rules share terms: (term label, field) -> hits.
         self.hits: dict[tuple[str, str], tuple[Hit, ...]] = {}
+
+    def _pairs(self, name: str) -> set[str]:
+        if name == "*":
+            return self.pairs["title"] | self.pairs["summary"] | self.pairs["content"]
+        tokens = self.fields[name].tokens
+        # Strings, not tuples: strings are not tracked by the cyclic GC, and
+        # hundreds of fresh tuples per article made it run often.
+        return set(map(" ".join, zip(tokens, tokens[1:], strict=False)))
 
     def prefix3(self) -> set[str]:
         """First three characters of every token (the key of prefix* terms)."""
         if self._prefix3 is None:
             self._prefix3 = {t[:3] for t in self.lookup if len(t) >= 3}
         return self._prefix3
-
 
 class Doc:
     """An article and its lazily built views."""
@@ -227,8 +336,7 @@ class Doc:
         found = self._regex.get(name)
         if found is None:
             if self._cs is not None:
-                ft = self._cs.fields[name]
-                found = (ft.norm, ft.offmap)
+                found = self._cs.fields[name].folded()
             else:
                 found = fold(self.ci.fields[name].display, casefold=False)
             self._regex[name] = found

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from itertools import islice
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,6 +32,7 @@ from newswatch.rules.query import FIELDS
 from newswatch.rules.text import to_original
 
 # A story can name "Russia" fifty times; a renderer needs the first few.
+MAX_TERM_HITS: Final = 10  # per term and field
 MAX_HITS: Final = 100
 SNIPPET_CHARS: Final = 200
 SNIPPET_BEFORE: Final = 60  # context shown before the first hit
@@ -72,7 +74,7 @@ def _term_hits(leaf: TermLeaf, view: View, names: tuple[str, ...]) -> list[Hit]:
         found = cache.get((leaf.label, name))
         if found is None:
             ft = view.fields[name]
-            spans = [ft.display_span(s, e) for s, e in leaf.pattern.occurrences(ft)]
+            spans = [ft.display_span(s, e) for s, e in islice(leaf.pattern.occurrences(ft), MAX_TERM_HITS)]
             found = cache[(leaf.label, name)] = tuple(Hit(leaf.label, name, s, e) for s, e in spans)
         hits.extend(found)
     return hits
@@ -100,7 +102,7 @@ def collect_hits(plan: Plan, view: View) -> list[Hit]:
 
 def _near_hits(plan: NearLeaf, view: View) -> list[Hit]:
     hits = []
-    for name in plan.fields():
+    for name in plan.fields:
         ft = view.fields[name]
         pairs = near_pairs(
             occurrences(plan.left, view, name),

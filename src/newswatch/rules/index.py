@@ -1,7 +1,7 @@
 """All rules compiled into one percolator-style index.
 
 Each rule is filed under the presearch keys it cannot match without (see
-``compile.required_keys``); rules without any (only NOT, only regex) are
+``compile.required_clauses`` and ``choose_keys``); rules without any (only NOT, only regex) are
 "always candidates". For an article the index analyses every field once,
 looks the article's tokens up among the keys, and runs the full predicate of
 the candidate rules only.
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from newswatch.model import Article, Explanation, Match
-from newswatch.rules.compile import Lowerer, Plan, predicate, required_keys
+from newswatch.rules.compile import Clause, Lowerer, Plan, predicate, required_clauses
 from newswatch.rules.doc import Doc, Predicate, View
 from newswatch.rules.errors import QueryError
 from newswatch.rules.explain import Verdict, explanation, miss_reason
@@ -46,55 +46,108 @@ class _Rule:
 PLAN_CACHE_MAX: Final = 20_000
 
 
+# A rule is filed under pairs (key of its cheapest clause, key of the next):
+# it is a candidate only when the article has both. Past this many pairs per
+# rule (OR-groups on both sides) it is filed under the first clause alone.
+MAX_PAIRS: Final = 16
+# With this few prefix keys, testing each against the article beats listing
+# the first three letters of every article token.
+FEW_PREFIXES: Final = 32
+
+Choice = tuple[frozenset[Key], frozenset[Key] | None]  # first clause, optional second
+
+
+def choose_keys(clauses: list[Clause]) -> Choice | None:
+    """The cheapest required clause, and a second one to narrow it down."""
+    if not clauses:
+        return None
+    ordered = sorted(set(clauses), key=lambda c: (c[0], sorted(c[1])))
+    first = ordered[0][1]
+    for _, keys in ordered[1:]:
+        if keys != first and len(first) * len(keys) <= MAX_PAIRS:
+            if all(kind == "x" for kind, _ in keys):
+                return first, keys
+    return first, None
+
+
 class _Presearch:
-    """Key -> rule ids, for one casing."""
+    """Keys -> rule ids, for one casing."""
 
     def __init__(self) -> None:
-        self._exact: dict[str, list[int]] = {}
+        self._single: dict[str, list[int]] = {}
+        self._pairs: dict[str, dict[str, list[int]]] = {}
         self._prefix: dict[str, list[int]] = {}
-        self.exact: dict[str, tuple[int, ...]] = {}
+        self._always: list[int] = []
+        self.single: dict[str, tuple[int, ...]] = {}
+        self.pairs: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {}
         self.prefix: dict[str, tuple[int, ...]] = {}
         self.always: tuple[int, ...] = ()
-        self._always: list[int] = []
-        self.exact_keys: frozenset[str] = frozenset()
+        self.keys: frozenset[str] = frozenset()
         self.prefix_keys: frozenset[str] = frozenset()
         self.rules = 0
 
-    def add(self, rid: int, keys: frozenset[Key] | None) -> None:
+    def add(self, rid: int, choice: Choice | None) -> None:
         self.rules += 1
-        if keys is None:
+        if choice is None:
             self._always.append(rid)
             return
-        for kind, text in keys:
-            table = self._exact if kind == "x" else self._prefix
-            table.setdefault(text, []).append(rid)
+        first, second = choice
+        for kind, text in first:
+            if kind == "p":
+                self._prefix.setdefault(text, []).append(rid)
+            elif second is None:
+                self._single.setdefault(text, []).append(rid)
+            else:
+                pairs = self._pairs.setdefault(text, {})
+                for _, text2 in second:
+                    pairs.setdefault(text2, []).append(rid)
 
     def freeze(self) -> None:
-        self.exact = {k: tuple(v) for k, v in self._exact.items()}
+        self.single = {k: tuple(v) for k, v in self._single.items()}
+        self.pairs = {k: tuple((k2, tuple(v)) for k2, v in d.items()) for k, d in self._pairs.items()}
         self.prefix = {k: tuple(v) for k, v in self._prefix.items()}
         self.always = tuple(self._always)
-        self.exact_keys = frozenset(self.exact)
+        self.keys = frozenset(self.single).union(self.pairs)
         self.prefix_keys = frozenset(self.prefix)
-        self._exact, self._prefix, self._always = {}, {}, []
+        self._single, self._pairs, self._prefix, self._always = {}, {}, {}, []
 
     def candidates(self, view: View, out: set[int]) -> None:
         out.update(self.always)
-        exact = self.exact
-        for key in view.lookup & self.exact_keys:
-            out.update(exact[key])
+        lookup = view.lookup
+        single, pairs = self.single, self.pairs
+        for key in lookup & self.keys:
+            rids = single.get(key)
+            if rids is not None:
+                out.update(rids)
+            second = pairs.get(key)
+            if second is not None:
+                for key2, rids in second:
+                    if key2 in lookup:
+                        out.update(rids)
         if self.prefix:
             prefix = self.prefix
-            for key in view.prefix3() & self.prefix_keys:
-                out.update(prefix[key])
+            if len(prefix) <= FEW_PREFIXES:
+                joins = view.joins.values()
+                for key in self.prefix_keys:
+                    needle = " " + key
+                    if any(needle in joined for joined in joins):
+                        out.update(prefix[key])
+            else:
+                for key in view.prefix3() & self.prefix_keys:
+                    out.update(prefix[key])
 
     def postings(self) -> int:
-        return sum(map(len, self.exact.values())) + sum(map(len, self.prefix.values()))
+        pairs = sum(len(v) for d in self.pairs.values() for _, v in d)
+        return pairs + sum(map(len, self.single.values())) + sum(map(len, self.prefix.values()))
+
+    def key_count(self) -> int:
+        return len(self.keys) + len(self.prefix_keys)
 
 
 class RuleIndex:
     """Compiled rules; ``match`` finds which of them an article satisfies."""
 
-    def __init__(self, compiled: list[tuple[_Rule, frozenset[Key] | None]], aliases: AliasTable):
+    def __init__(self, compiled: list[tuple[_Rule, Choice | None]], aliases: AliasTable):
         self._rules = [rule for rule, _ in compiled]
         self._aliases = aliases
         self._by_name = {r.spec.name: i for i, r in enumerate(self._rules)}
@@ -168,7 +221,7 @@ class RuleIndex:
         ci, cs = self._ci, self._cs
         return IndexStats(
             rules=len(self._rules),
-            indexed_terms=len(ci.exact) + len(ci.prefix) + len(cs.exact) + len(cs.prefix),
+            indexed_terms=ci.key_count() + cs.key_count(),
             always_candidates=len(ci.always) + len(cs.always),
             postings=ci.postings() + cs.postings(),
             case_sensitive_rules=cs.rules,
@@ -199,13 +252,12 @@ def text_article(
 
 def _compile_one(
     spec: RuleSpec, aliases: AliasTable, lowerers: dict[bool, Lowerer]
-) -> tuple[_Rule, frozenset[Key] | None]:
+) -> tuple[_Rule, Choice | None]:
     node = expand_spec(spec, aliases)
     casefold = not spec.case_sensitive
     plan = lowerers[casefold].lower(node)
     scope = frozenset(s.casefold() for s in spec.scope) if spec.scope else None
-    found = required_keys(plan)
-    return _Rule(spec, predicate(plan), casefold, scope), None if found is None else found[1]
+    return _Rule(spec, predicate(plan), casefold, scope), choose_keys(required_clauses(plan))
 
 
 def _compile(
@@ -217,7 +269,7 @@ def _compile(
         raise errors[0]
     # Term patterns are shared between rules while compiling, then let go.
     lowerers = {True: Lowerer(casefold=True), False: Lowerer(casefold=False)}
-    compiled: list[tuple[_Rule, frozenset[Key] | None]] = []
+    compiled: list[tuple[_Rule, Choice | None]] = []
     names: set[str] = set()
     for spec in specs:
         try:

@@ -51,8 +51,7 @@ class TermPattern:
     rx: re.Pattern[str] | None
     lead: bool  # ``search`` starts with the space before the first token
     trail: bool  # ``search`` ends with the space after the last token
-    key: Key
-    cost: float
+    keys: tuple[tuple[float, Key], ...]  # (cost, key) per distinct token, cheapest first
 
     def occurrences(self, ft: FieldText) -> Iterator[tuple[int, int]]:
         """Every match as a [start, end) region of ``ft.joined`` (token text only)."""
@@ -138,7 +137,7 @@ def compile_term(tokens: list[tuple[str, str]]) -> TermPattern:
     if trail:
         literal.append(" ")
         pattern.append(" ")
-    key, cost = min(((_key(k, t), key_cost(k, t)) for t, k in tokens), key=lambda kc: kc[1])
+    keys = sorted({(key_cost(k, t), _key(k, t)) for t, k in tokens})
     single = tokens[0][0] if len(tokens) == 1 and tokens[0][1] == E else None
     return TermPattern(
         tokens=tuple(tokens),
@@ -147,6 +146,5 @@ def compile_term(tokens: list[tuple[str, str]]) -> TermPattern:
         rx=re.compile("".join(pattern)) if needs_rx else None,
         lead=lead,
         trail=trail,
-        key=key,
-        cost=cost,
+        keys=tuple(keys),
     )

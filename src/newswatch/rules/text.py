@@ -158,6 +158,12 @@ def _fold_char(ch: str, casefold: bool) -> str:
     return unicodedata.normalize("NFC", "".join(out))
 
 
+NON_ASCII: Final = re.compile(r"[^\x00-\x7f]")
+# Below this share of extra UTF-8 bytes a text counts as mostly ASCII, and
+# the ASCII stretches are handled in bulk.
+_MOSTLY_ASCII: Final = 0.1
+
+
 class _Folder:
     """Per-character folding, cached as a ``str.translate`` table."""
 
@@ -181,6 +187,8 @@ class _Folder:
     def fold(self, text: str) -> tuple[str, list[int] | None]:
         if text.isascii():
             return (text.lower() if self.casefold else text), None
+        if len(text.encode()) - len(text) <= len(text) * _MOSTLY_ASCII:
+            return self._fold_sparse(text)
         chars = set(text)
         self.learn(chars)
         if self.odd.isdisjoint(chars):
@@ -192,6 +200,32 @@ class _Folder:
             folded = table.get(ord(ch), ch)
             parts.append(folded)
             offmap.extend([i] * len(folded))
+        return "".join(parts), offmap
+
+    def _fold_sparse(self, text: str) -> tuple[str, list[int] | None]:
+        """Mostly ASCII: fold the ASCII stretches with str.lower, the rest one by one."""
+        spots = [m.start() for m in NON_ASCII.finditer(text)]
+        self.learn({text[i] for i in spots})
+        table, lower = self.table, self.casefold
+        parts: list[str] = []
+        aligned = True
+        last = 0
+        for i in spots:
+            parts.append(text[last:i].lower() if lower else text[last:i])
+            folded = table.get(ord(text[i]), text[i])
+            aligned = aligned and len(folded) == 1
+            parts.append(folded)
+            last = i + 1
+        parts.append(text[last:].lower() if lower else text[last:])
+        if aligned:
+            return "".join(parts), None
+        offmap: list[int] = []
+        last = 0
+        for i in spots:
+            offmap.extend(range(last, i))
+            offmap.extend([i] * len(table.get(ord(text[i]), text[i])))
+            last = i + 1
+        offmap.extend(range(last, len(text)))
         return "".join(parts), offmap
 
 
@@ -209,8 +243,65 @@ def fold_text(text: str, casefold: bool = True) -> str:
 
 
 def tokenize(text: str, casefold: bool = True) -> list[str]:
-    """Fold and tokenize ``text`` (for queries and tests; articles use ``FieldText``)."""
+    """Fold and tokenize ``text``: ``TOKEN_RE.findall(fold_text(text))``."""
     return TOKEN_RE.findall(fold_text(text, casefold))
+
+
+# --- the fast path: the same tokens without building the folded text ------
+#
+# An article is mostly ASCII. Its UTF-8 bytes go through one bytes.translate
+# (ASCII letters lowered, ASCII punctuation made spaces, other bytes kept),
+# then str.split; the few whitespace-delimited chunks that still hold
+# non-ASCII characters are folded and re-tokenized one by one, through a
+# cache. Text that is mostly non-ASCII (Korean, Chinese) is folded whole and
+# scanned with TOKEN_RE instead. Both give exactly ``tokenize(text)``.
+
+_ASCII_SEP = bytes(b if chr(b).isalnum() or b >= 0x80 else 0x20 for b in range(256))
+_BYTE_TABLES: Final = {
+    False: _ASCII_SEP,
+    True: bytes(b + 32 if 65 <= b <= 90 else b for b in _ASCII_SEP),
+}
+_CHUNK_CACHE_MAX: Final = 100_000
+_CHUNKS: Final[dict[bool, dict[str, str]]] = {True: {}, False: {}}
+
+
+def _fold_chunks(spaced: str, casefold: bool) -> str:
+    """Replace each space-delimited chunk holding non-ASCII text by its tokens."""
+    cache = _CHUNKS[casefold]
+    out: list[str] = []
+    last = 0
+    m = NON_ASCII.search(spaced)
+    while m is not None:
+        i = m.start()
+        space = spaced.rfind(" ", last, i)
+        lo = space + 1 if space >= 0 else last
+        hi = spaced.find(" ", i)
+        if hi < 0:
+            hi = len(spaced)
+        chunk = spaced[lo:hi]
+        found = cache.get(chunk)
+        if found is None:
+            if len(cache) >= _CHUNK_CACHE_MAX:
+                cache.clear()
+            found = cache[chunk] = " ".join(tokenize(chunk, casefold))
+        out.append(spaced[last:lo])
+        out.append(found)
+        last = hi
+        m = NON_ASCII.search(spaced, hi)
+    out.append(spaced[last:])
+    return "".join(out)
+
+
+def fast_tokens(text: str, casefold: bool = True) -> list[str]:
+    """``tokenize(text, casefold)``, computed faster."""
+    raw = text.encode()
+    extra = len(raw) - len(text)
+    if extra > len(text) * _MOSTLY_ASCII:
+        return tokenize(text, casefold)
+    spaced = raw.translate(_BYTE_TABLES[casefold]).decode()
+    if extra:
+        spaced = _fold_chunks(spaced, casefold)
+    return spaced.split()
 
 
 def to_original(offmap: list[int] | None, start: int, end: int) -> tuple[int, int]:
