@@ -246,3 +246,47 @@ def test_parse_size() -> None:
     assert parse_size(2048) == 2048
     with pytest.raises(ValueError, match="size"):
         parse_size("lots")
+
+
+def test_opml_expands_into_feeds_with_shared_settings(tmp_path: Path) -> None:
+    (tmp_path / "subs.opml").write_text(
+        """<?xml version="1.0"?>
+        <opml version="2.0"><head><title>subs</title></head><body>
+          <outline text="Korea">
+            <outline text="Yonhap" title="Yonhap English" type="rss"
+                     xmlUrl="https://en.yna.co.kr/RSS/news.xml" category="korea,wire"/>
+            <outline text="BBC World" type="rss" xmlUrl="https://feeds.bbci.co.uk/news/world/rss.xml"/>
+          </outline>
+        </body></opml>""",
+        encoding="utf-8",
+    )
+    cfg = write(
+        tmp_path / "nw.yaml",
+        """
+        feeds:
+          - url: https://example.org/first.xml
+          - opml: subs.opml
+            every: 5m
+            tags: [imported]
+          - {url: https://example.org/last.xml, every: nope}
+        """,
+    )
+    [msg] = problems(cfg)
+    assert msg.startswith(f"{cfg}:6: feeds[3].every:")  # indices after expansion, right line
+    cfg.write_text(cfg.read_text().replace("every: nope", "every: 1h"))
+    feeds = load_config(cfg, env={}).config.feeds
+    assert [f.display_name for f in feeds][:3] == [
+        "https://example.org/first.xml",
+        "Yonhap English",
+        "BBC World",
+    ]
+    assert feeds[1].tags == ("imported", "korea", "wire")
+    assert feeds[2].every == timedelta(minutes=5)
+
+
+def test_opml_errors_name_the_entry(tmp_path: Path) -> None:
+    (tmp_path / "bad.opml").write_text("<opml><body><outline text='x'", encoding="utf-8")
+    cfg = write(tmp_path / "nw.yaml", "feeds:\n  - opml: missing.opml\n  - opml: bad.opml\n")
+    msgs = problems(cfg)
+    assert msgs[0].startswith(f"{cfg}:2: feeds[0].opml: cannot read OPML file")
+    assert msgs[1].startswith(f"{cfg}:3: feeds[1].opml:") and "not valid OPML" in msgs[1]

@@ -423,11 +423,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
     problems: list[str] = []
 
     rules, aliases, watched = _merge_rules(raw, base, doc, problems)
-    feeds = raw.get("feeds") or []
-    if isinstance(feeds, list):
-        for feed in feeds:
-            if isinstance(feed, dict) and isinstance(feed.get("path"), str):
-                feed["path"] = str((base / feed["path"]).resolve())
+    feeds = _expand_feeds(raw.get("feeds") or [], base, doc, problems)
 
     data = {**raw, "rules": rules, "aliases": aliases, "feeds": feeds}
     data = _interpolate(data, (), env, doc, problems)
@@ -441,6 +437,70 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
     if problems:
         raise ConfigError(problems)
     return LoadedConfig(config=config, path=path, files=(path, *watched))
+
+
+def _expand_feeds(raw: Any, base: Path, doc: _Doc, problems: list[str]) -> Any:
+    """Resolve local paths and expand `- opml: FILE` entries into feeds.
+
+    An OPML entry's other settings (every, tags, backfill) apply to each feed
+    it lists; the OPML outline's `category` adds tags.
+    """
+    if not isinstance(raw, list):
+        return raw
+    old_locs = {p: loc for p, loc in doc.locations.items() if p[:1] == ("feeds",) and len(p) > 1}
+    new_locs: dict[_Path, Location] = {}
+    out: list[Any] = []
+    for i, feed in enumerate(raw):
+        entries = [feed]
+        if isinstance(feed, dict) and "opml" in feed:
+            settings = {k: v for k, v in feed.items() if k != "opml"}
+            try:
+                entries = [
+                    {**settings, **f, "tags": [*settings.get("tags", []), *f.get("tags", [])]}
+                    for f in read_opml(base / str(feed["opml"]))
+                ]
+            except (OSError, ValueError) as exc:
+                problems.append(doc.problem(("feeds", i, "opml"), str(exc)))
+                entries = []
+        for entry in entries:
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                entry["path"] = str((base / entry["path"]).resolve())
+            n = len(out)
+            out.append(entry)
+            for p, loc in old_locs.items():
+                if p[1:2] == (i,):
+                    new_locs[("feeds", n, *p[2:])] = loc
+    for p in old_locs:
+        del doc.locations[p]
+    doc.locations.update(new_locs)
+    return out
+
+
+def read_opml(path: Path) -> list[dict[str, Any]]:
+    """Feeds listed in an OPML file: url, name and tags (from `category`)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(path.read_bytes())
+    except OSError as exc:
+        raise OSError(f"cannot read OPML file {path}: {exc.strerror or exc}") from exc
+    except ET.ParseError as exc:
+        raise ValueError(f"{path}: not valid OPML: {exc}") from exc
+    feeds = []
+    for outline in root.iter("outline"):
+        url = outline.get("xmlUrl")
+        if not url:
+            continue
+        feed: dict[str, Any] = {"url": url.strip()}
+        name = outline.get("title") or outline.get("text")
+        if name:
+            feed["name"] = name.strip()
+        categories = [c.strip().strip("/") for c in (outline.get("category") or "").split(",")]
+        feed["tags"] = [c for c in categories if c]
+        feeds.append(feed)
+    if not feeds:
+        raise ValueError(f"{path}: no feeds (outline elements with xmlUrl) found")
+    return feeds
 
 
 def _merge_rules(

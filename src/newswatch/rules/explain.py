@@ -11,7 +11,8 @@ import re
 from bisect import bisect_right
 from itertools import islice
 from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, cast
 
 from newswatch.model import Explanation, Hit
 from newswatch.rules.compile import (
@@ -113,6 +114,67 @@ def _near_hits(plan: NearLeaf, view: View) -> list[Hit]:
             s, e = ft.display_span(occ[2], occ[3])
             hits.append(Hit(plan.label, name, s, e))
     return hits
+
+
+_SLOTS: Final = {name: Explanation.__dict__[name] for name in ("hits", "snippet", "highlights")}
+
+
+class LazyExplanation(Explanation):
+    """An ``Explanation`` worked out on first access.
+
+    ``match()`` returns one per match; most are never read (the pipeline drops
+    a match of a story it has already alerted on), so hit offsets and snippets
+    are computed only for the ones that are. It behaves as a plain
+    ``Explanation``: equal to one with the same values, and pickled or copied
+    as one. While not yet computed it keeps the article's analysis alive.
+    """
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], Explanation] | None = None, **values: Any) -> None:
+        if make is None:  # dataclasses.replace() passes the field values
+            done = Explanation(**values)
+            make = lambda: done  # noqa: E731
+        object.__setattr__(self, "_make", make)
+
+    def _value(self, name: str) -> Any:
+        make = object.__getattribute__(self, "_make")
+        if make is not None:
+            done = make()
+            for slot, descriptor in _SLOTS.items():
+                descriptor.__set__(self, getattr(done, slot))
+            object.__setattr__(self, "_make", None)
+        return _SLOTS[name].__get__(self)
+
+    @property  # type: ignore[override]
+    def hits(self) -> tuple[Hit, ...]:
+        return cast(tuple[Hit, ...], self._value("hits"))
+
+    @property  # type: ignore[override]
+    def snippet(self) -> str:
+        return cast(str, self._value("snippet"))
+
+    @property  # type: ignore[override]
+    def highlights(self) -> tuple[tuple[int, int], ...]:
+        return cast(tuple[tuple[int, int], ...], self._value("highlights"))
+
+    def plain(self) -> Explanation:
+        return Explanation(hits=self.hits, snippet=self.snippet, highlights=self.highlights)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Explanation):
+            mine = (self.hits, self.snippet, self.highlights)
+            return mine == (other.hits, other.snippet, other.highlights)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.plain())
+
+    def __repr__(self) -> str:
+        return repr(self.plain())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Explanation, (self.hits, self.snippet, self.highlights))
 
 
 def explanation(plan: Plan, view: View) -> Explanation:

@@ -18,7 +18,7 @@ from newswatch.model import Article, Explanation, Match
 from newswatch.rules.compile import Clause, Lowerer, Plan, predicate, required_clauses
 from newswatch.rules.doc import Doc, Predicate, View
 from newswatch.rules.errors import QueryError
-from newswatch.rules.explain import Verdict, explanation, miss_reason
+from newswatch.rules.explain import LazyExplanation, Verdict, explanation, miss_reason
 from newswatch.rules.spec import AliasTable, RuleSpec, expand_spec
 from newswatch.rules.terms import Key
 
@@ -176,7 +176,7 @@ class RuleIndex:
         return plan
 
     def _explanation(self, rid: int, doc: Doc) -> Explanation:
-        return explanation(self._plan(rid), doc.view(self._rules[rid].casefold))
+        return LazyExplanation(lambda: explanation(self._plan(rid), doc.view(self._rules[rid].casefold)))
 
     def match(self, article: Article) -> list[Match]:
         """The rules ``article`` matches, in rule order, each with its explanation."""
