@@ -226,20 +226,7 @@ class SqlStore:
                 if article_id is None:  # already stored: its alerts were decided then
                     continue
                 new_articles += 1
-                for match in item.matches:
-                    inserted = conn.execute(
-                        insert_match.values(
-                            rule=match.rule,
-                            article_id=article_id,
-                            explanation=_codec.explanation_to_json(match.explanation),
-                            matched_at=now,
-                        ).returning(matches.c.id)
-                    ).first()
-                    new_matches += inserted is not None
-                routes.extend(
-                    _queries.outbox_values(route, article_id, item.article.story_key, now)
-                    for route in item.routes
-                )
+                new_matches += _add_matches(conn, insert_match, article_id, item, now, routes)
             new_outbox = _queries.insert_outbox(conn, routes)
             _queries.write_feed(
                 conn,
@@ -398,22 +385,8 @@ class SqlStore:
                         articles.c.entry_key == item.article.entry_key,
                     )
                 ).scalar_one_or_none()
-                if article_id is None:
-                    continue
-                for match in item.matches:
-                    inserted = conn.execute(
-                        insert_match.values(
-                            rule=match.rule,
-                            article_id=article_id,
-                            explanation=_codec.explanation_to_json(match.explanation),
-                            matched_at=now,
-                        ).returning(matches.c.id)
-                    ).first()
-                    new_matches += inserted is not None
-                routes.extend(
-                    _queries.outbox_values(route, article_id, item.article.story_key, now)
-                    for route in item.routes
-                )
+                if article_id is not None:
+                    new_matches += _add_matches(conn, insert_match, article_id, item, now, routes)
             new_outbox = _queries.insert_outbox(conn, routes)
             conn.execute(
                 insert_ignore(conn, rule_backfills, "rule").values(
@@ -436,6 +409,34 @@ class SqlStore:
             if len(rows) < ARTICLE_PAGE:
                 return
             after = (rows[-1]["first_seen_at"], rows[-1]["id"])
+
+
+def _add_matches(
+    conn: Connection,
+    insert_match: Any,
+    article_id: int,
+    item: IngestItem,
+    now: datetime,
+    routes: list[dict[str, Any]],
+) -> int:
+    """Insert an article's matches (skipping ones already stored) and collect
+    its outbox rows into ``routes``; returns the number of new matches."""
+    new = 0
+    for match in item.matches:
+        inserted = conn.execute(
+            insert_match.values(
+                rule=match.rule,
+                article_id=article_id,
+                explanation=_codec.explanation_to_json(match.explanation),
+                matched_at=now,
+            ).returning(matches.c.id)
+        ).first()
+        new += inserted is not None
+    routes.extend(
+        _queries.outbox_values(route, article_id, item.article.story_key, now)
+        for route in item.routes
+    )
+    return new
 
 
 def open_store(url: str | URL) -> SqlStore:
