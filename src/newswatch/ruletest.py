@@ -7,7 +7,9 @@ grep: 0 when something matched, 1 when nothing did, 2 on an error.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,8 @@ from newswatch.feeds.normalize import html_to_text, normalize_feed
 from newswatch.feeds.parse import FeedParseError, parse_feed
 from newswatch.model import Article
 from newswatch.rules import RuleIndex, RuleSpec, compile_rules
+
+_HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*|/[a-zA-Z]|!--)")
 
 # `--file` or `--url` bodies larger than this are refused (same spirit as
 # poll.max_bytes, but `test` runs without a config's poll settings).
@@ -44,7 +48,9 @@ def run_test(
     if len(sources) != 1:
         raise ValueError("give exactly one of --text, --file, --url or --since")
     config = _config_or_none(config_path, need=query is None or since is not None)
-    index, names = _index(config, query, rule_names)
+    # A text, file or URL comes from no configured feed, so feed scopes are
+    # not applied to it; stored articles (--since) keep theirs.
+    index, names = _index(config, query, rule_names, scoped=since is not None)
 
     if since is not None:
         assert config is not None
@@ -105,7 +111,7 @@ def _config_or_none(path: str, *, need: bool) -> Config | None:
 
 
 def _index(
-    config: Config | None, query: str | None, rule_names: Sequence[str]
+    config: Config | None, query: str | None, rule_names: Sequence[str], *, scoped: bool
 ) -> tuple[RuleIndex, list[str]]:
     aliases = config.aliases if config else {}
     if query is not None:
@@ -118,13 +124,16 @@ def _index(
         if missing:
             raise ValueError(f"no rule named {', '.join(map(repr, missing))} in the configuration")
         specs = [s for s in specs if s.name in rule_names]
+    if not scoped:
+        specs = [dataclasses.replace(s, scope=()) for s in specs]
     index = compile_rules(specs, aliases)
     return index, [s.name for s in specs]
 
 
 def _text_article(text: str, title: str, source: str) -> Article:
     """A stand-alone Article; without a title, the first line is the title."""
-    body = html_to_text(text)
+    # Plain text keeps its lines (the first is the title); HTML is reduced to text.
+    body = html_to_text(text) if _HTML_TAG.search(text) else text
     if not title:
         first, _, rest = body.strip().partition("\n")
         title, body = first.strip(), rest.strip() or body
