@@ -354,12 +354,20 @@ def machine_info() -> list[str]:
     if rev and _git("status", "--porcelain", "--", "src/newswatch/rules"):
         rev += " + uncommitted changes in src/newswatch/rules"
     return [
-        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; {load_average()}",
         f"- machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()} "
         f"{platform.release()}",
         f"- python: {platform.python_implementation()} {platform.python_version()}; "
         f"perq {version('perq')}; newswatch git {rev or '(no commit yet)'}",
     ]
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine makes the figures noisy."""
+    try:
+        return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    except OSError:
+        return "load average unknown"
 
 
 def _git(*args: str) -> str:
@@ -694,6 +702,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(report.lines), flush=True)
         lines += report.lines
     tail = targets(reports)
+    tail[2:2] = [f"At the end of the run: {load_average()}.", ""]
     problems = [p for r in reports for p in r.problems]
     if problems:
         tail += ["### Disagreements", "", *(f"- {p}" for p in problems[:40]), ""]

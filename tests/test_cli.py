@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from feedserver import FeedServer
-from samples import REPO, SEED_TITLE, rss, seed_body, seed_item
 
+from feedserver import FeedServer
 from newswatch.cli import main
+from samples import REPO, SEED_TITLE, rss, seed_body, seed_item
 
 SAMPLE = REPO / "config" / "feeds" / "sample.xml"
 

@@ -239,9 +239,9 @@ class RuleConfig(_Frozen):
 
     @model_validator(mode="after")
     def _has_condition(self) -> RuleConfig:
-        if not (self.query or self.all or self.any):
+        if not (self.query or self.all or self.any or self.none):
             raise ValueError(
-                f"rule {self.name!r} has nothing to match: give 'query', 'all' or 'any'"
+                f"rule {self.name!r} has nothing to match: give 'query', 'all', 'any' or 'none'"
             )
         return self
 

@@ -11,14 +11,12 @@ presearcher): every child of an AND, one clause for an OR, nothing under a NOT.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Final
 
 from newswatch.rules.doc import Predicate, View
 from newswatch.rules.query import (
     DEFAULT_FIELDS,
-    Alias,
     And,
     Field,
     Near,
@@ -29,12 +27,10 @@ from newswatch.rules.query import (
     Regex,
     Word,
     describe,
-    is_positional,
 )
-from newswatch.rules.terms import E, H, P, Key, TermPattern, analyze, compile_term
+from newswatch.rules.terms import E, Key, TermPattern, analyze, compile_term
 
 ANY_DEFAULT: Final = "*"  # field key of an unfielded term: title, summary or content
-_SINGLE_VALUED: Final = frozenset({ANY_DEFAULT, "title", "summary", "content", "author"})
 
 
 def fields_of(key: str) -> tuple[str, ...]:
@@ -159,27 +155,40 @@ def _speed(plan: Plan) -> int:
     return 3 if isinstance(plan, NearLeaf) else 4
 
 
-def predicate(plan: Plan) -> Predicate:
-    """The plan as nested closures: ``fn(view) -> bool``."""
+SharedCache = dict[tuple[object, ...], Predicate]
+
+
+def predicate(plan: Plan, shared: SharedCache | None = None) -> Predicate:
+    """The plan as nested closures: ``fn(view) -> bool``.
+
+    With ``shared``, identical leaf tests are one closure for all the rules
+    that use them (they are pure functions of the view).
+    """
+    if shared is None:
+        shared = {}
     if isinstance(plan, TermLeaf):
-        return _term_predicate(plan.pattern, plan.field)
+        key: tuple[object, ...] = ("term", plan.pattern, plan.field)
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = _term_predicate(plan.pattern, plan.field)
+        return found
     if isinstance(plan, RegexLeaf):
         return _regex_predicate(plan)
     if isinstance(plan, NearLeaf):
         # Both sides present (cheap) before word positions (not cheap).
-        left = predicate(OrPlan(plan.label, list(plan.left)))
-        right = predicate(OrPlan(plan.label, list(plan.right)))
+        left = predicate(OrPlan(plan.label, list(plan.left)), shared)
+        right = predicate(OrPlan(plan.label, list(plan.right)), shared)
         return lambda v: left(v) and right(v) and near_matches(plan, v)
     if isinstance(plan, NotPlan):
         child = plan.child
         if isinstance(child, TermLeaf) and child.pattern.single is not None:
             token, fld = child.pattern.single, child.field
             return lambda v: token not in v.sets[fld]
-        fn = predicate(child)
+        fn = predicate(child, shared)
         return lambda v: not fn(v)
     is_and = isinstance(plan, AndPlan)
-    fns = _fused_singles(plan.children, is_and)
-    fns += [predicate(c) for c in sorted(plan.children, key=_speed) if not _single(c)]
+    fns = _fused_singles(plan.children, is_and, shared)
+    fns += [predicate(c, shared) for c in sorted(plan.children, key=_speed) if not _single(c)]
     if len(fns) == 1:
         return fns[0]
     if is_and:
@@ -197,31 +206,35 @@ def _single(plan: Plan) -> bool:
     return isinstance(plan, TermLeaf) and plan.pattern.single is not None
 
 
-def _fused_singles(children: list[Plan], is_and: bool) -> list[Predicate]:
+def _fused_singles(children: list[Plan], is_and: bool, shared: SharedCache) -> list[Predicate]:
     """One closure per field for the one-word children of an AND/OR: fewer
     calls on the hot path and less memory per rule."""
     by_field: dict[str, list[str]] = {}
     for c in children:
         if isinstance(c, TermLeaf) and c.pattern.single is not None:
             by_field.setdefault(c.field, []).append(c.pattern.single)
-    out: list[Predicate] = []
+    out = []
     for fld, toks in by_field.items():
-        if len(toks) == 1:
-            t = toks[0]
-            out.append(lambda v: t in v.sets[fld])
-        elif len(toks) == 2:
-            a, b = toks
-            if is_and:
-                out.append(lambda v: a in (s := v.sets[fld]) and b in s)
-            else:
-                out.append(lambda v: a in (s := v.sets[fld]) or b in s)
-        else:
-            group = tuple(toks)
-            if is_and:
-                out.append(lambda v: all(map(v.sets[fld].__contains__, group)))
-            else:
-                out.append(lambda v: any(map(v.sets[fld].__contains__, group)))
+        key = ("set", fld, tuple(toks), is_and)
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = _set_check(fld, tuple(toks), is_and)
+        out.append(found)
     return out
+
+
+def _set_check(fld: str, toks: tuple[str, ...], is_and: bool) -> Predicate:
+    if len(toks) == 1:
+        t = toks[0]
+        return lambda v: t in v.sets[fld]
+    if len(toks) == 2:
+        a, b = toks
+        if is_and:
+            return lambda v: a in (s := v.sets[fld]) and b in s
+        return lambda v: a in (s := v.sets[fld]) or b in s
+    if is_and:
+        return lambda v: all(map(v.sets[fld].__contains__, toks))
+    return lambda v: any(map(v.sets[fld].__contains__, toks))
 
 
 def _term_predicate(pattern: TermPattern, fld: str) -> Predicate:
@@ -229,33 +242,20 @@ def _term_predicate(pattern: TermPattern, fld: str) -> Predicate:
     if pattern.single is not None:
         token = pattern.single
         return lambda v: token in v.sets[fld]
-    if len(tokens) == 1 and tokens[0][1] in (P, H):
-        return _starts_predicate(tokens[0][0], fld)
-    exact = [t for t, kind in tokens if kind == E]
-    if len(exact) == len(tokens) == 2 and fld in _SINGLE_VALUED:
-        pair = f"{exact[0]} {exact[1]}"
-        return lambda v: pair in v.pairs[fld]  # adjacent tokens: exactly the phrase
     if pattern.rx is not None:
         rx = pattern.rx
         return lambda v: rx.search(v.joins[fld]) is not None
     search = pattern.search
+    # Set lookups of the two longest whole words reject most articles before
+    # the substring search of the whole field (a few microseconds).
+    exact = sorted({t for t, kind in tokens if kind == E}, key=len, reverse=True)
     if not exact:
         return lambda v: search in v.joins[fld]
-    # Set lookups of the words reject most articles before the substring
-    # search of the whole field.
-    check = max(exact, key=len)
-    return lambda v: check in v.sets[fld] and search in v.joins[fld]
-
-
-def _starts_predicate(prefix: str, fld: str) -> Predicate:
-    """Some token of the field starts with ``prefix`` (``russ*``, Korean words)."""
-
-    def starts(v: View) -> bool:
-        tokens = v.sorted[fld]
-        i = bisect_left(tokens, prefix)
-        return i < len(tokens) and tokens[i].startswith(prefix)
-
-    return starts
+    if len(exact) == 1:
+        a = exact[0]
+        return lambda v: a in v.sets[fld] and search in v.joins[fld]
+    a, b = exact[:2]
+    return lambda v: a in (s := v.sets[fld]) and b in s and search in v.joins[fld]
 
 
 def _regex_predicate(plan: RegexLeaf) -> Predicate:
@@ -264,8 +264,9 @@ def _regex_predicate(plan: RegexLeaf) -> Predicate:
     if literal is None:
         return lambda v: any(rx.search(v.doc.regex_text(n)[0]) is not None for n in names)
     # A word-character literal that every match contains sits inside one token.
-    return lambda v: literal in v.doc.ci.joins[plan.field] and any(
-        rx.search(v.doc.regex_text(n)[0]) is not None for n in names
+    return lambda v: (
+        literal in v.doc.ci.joins[plan.field]
+        and any(rx.search(v.doc.regex_text(n)[0]) is not None for n in names)
     )
 
 
@@ -289,15 +290,27 @@ Occurrence = tuple[int, int, int, int]  # first/last word position, [start, end)
 def occurrences(leaves: tuple[TermLeaf, ...], view: View, name: str) -> list[Occurrence]:
     """Where any of ``leaves`` occurs in field ``name``."""
     ft = view.fields[name]
+    joined = ft.joined
     out: list[Occurrence] = []
     for leaf in leaves:
         if name not in fields_of(leaf.field):
             continue
-        if leaf.pattern.rx is None and leaf.pattern.search not in ft.joined:
+        single = leaf.pattern.single
+        if single is not None and single not in view.sets[name]:
             continue  # the cheap test first: most fields do not hold the term
-        pos = ft.positions()
+        if ft.value_counts is not None:
+            pos = ft.positions()
+            for start, end in leaf.pattern.occurrences(ft):
+                out.append((pos[ft.token_at(start)], pos[ft.token_at(end - 1)], start, end))
+            continue
+        # One value: the word position of an offset is the number of spaces
+        # before it, less one; count them as the occurrences go by.
+        seen, spaces = 0, 0
         for start, end in leaf.pattern.occurrences(ft):
-            out.append((pos[ft.token_at(start)], pos[ft.token_at(end - 1)], start, end))
+            spaces += joined.count(" ", seen, start)
+            inside = joined.count(" ", start, end)
+            out.append((spaces - 1, spaces - 1 + inside, start, end))
+            seen = start
     return out
 
 
@@ -356,52 +369,3 @@ def _any_of(options: list[list[Clause]]) -> Clause | None:
         return None
     best = [min(o, key=lambda c: c[0]) for o in options]
     return sum(c[0] for c in best), frozenset().union(*(c[1] for c in best))
-
-
-# --- aliases -----------------------------------------------------------------
-
-
-def alias_names(node: Node) -> list[Alias]:
-    """Every ``@alias`` in ``node``."""
-    if isinstance(node, Alias):
-        return [node]
-    if isinstance(node, Near):
-        return alias_names(node.left) + alias_names(node.right)
-    if isinstance(node, Field | Not):
-        return alias_names(node.child)
-    if isinstance(node, And | Or):
-        return [a for c in node.children for a in alias_names(c)]
-    return []
-
-
-def substitute(node: Node, table: dict[str, Node]) -> Node:
-    """``node`` with every alias replaced by its (already expanded) definition."""
-    if isinstance(node, Alias):
-        return table[node.name]
-    if isinstance(node, Near):
-        return Near(substitute(node.left, table), substitute(node.right, table), node.distance, node.pos)
-    if isinstance(node, Field):
-        return Field(node.name, substitute(node.child, table), node.pos)
-    if isinstance(node, Not):
-        return Not(substitute(node.child, table))
-    if isinstance(node, And):
-        return And(tuple(substitute(c, table) for c in node.children))
-    if isinstance(node, Or):
-        return Or(tuple(substitute(c, table) for c in node.children))
-    return node
-
-
-def bad_near(node: Node) -> Near | None:
-    """A NEAR whose operand (after alias expansion) is not words/phrases."""
-    if isinstance(node, Near):
-        if not (is_positional(node.left) and is_positional(node.right)):
-            return node
-        return None
-    if isinstance(node, Field | Not):
-        return bad_near(node.child)
-    if isinstance(node, And | Or):
-        for c in node.children:
-            found = bad_near(c)
-            if found is not None:
-                return found
-    return None

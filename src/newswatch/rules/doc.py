@@ -12,10 +12,10 @@ NEAR rule or an explanation asks for them.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from itertools import accumulate, count
 from operator import add
-from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Final
 
 from newswatch.model import Article, Hit
 from newswatch.rules.query import DEFAULT_FIELDS
@@ -101,9 +101,17 @@ class _Places:
 class FieldText:
     """One field of one article, folded (case-folded or not) and tokenized."""
 
-    __slots__ = ("_folded", "_jstarts", "_places", "_positions", "casefold", "display")
-    __slots__ += ("joined",)
-    __slots__ += ("tokens", "value_counts")
+    __slots__ = (
+        "_folded",
+        "_jstarts",
+        "_places",
+        "_positions",
+        "casefold",
+        "display",
+        "joined",
+        "tokens",
+        "value_counts",
+    )
 
     def __init__(self, values: tuple[str, ...], casefold: bool) -> None:
         values = tuple(v[:MAX_FIELD_CHARS] for v in values)
@@ -219,27 +227,10 @@ def _lookup_extras(tokens: list[str]) -> set[str]:
         cls = char_class(tok[0])
         if cls == HANGUL:
             extra.update(tok[:k] for k in range(1, min(len(tok), HANGUL_KEY_MAX) + 1))
-        elif cls == CJK or cls == SEA:
+        elif cls in (CJK, SEA):
             extra.update(tok)
             extra.update(tok[k : k + 2] for k in range(len(tok) - 1))
     return extra
-
-
-_T = TypeVar("_T")
-
-
-class _Lazy(dict[str, _T]):
-    """A dict that computes a missing entry on first use."""
-
-    __slots__ = ("make",)
-
-    def __init__(self, make: Callable[[str], _T]) -> None:
-        super().__init__()
-        self.make = make
-
-    def __missing__(self, key: str) -> _T:
-        value = self[key] = self.make(key)
-        return value
 
 
 _EMPTY: Final[dict[bool, FieldText]] = {}
@@ -258,12 +249,18 @@ class View:
     """All fields of one article, folded one way (case-insensitive or not).
 
     ``sets`` and ``joins`` are keyed by field name and by ``"*"`` (title,
-    summary and content together); ``pairs`` (adjacent token pairs) and
-    ``sorted`` (sorted distinct tokens) are built on first use.
+    summary and content together).
     """
 
-    __slots__ = ("_prefix3", "doc", "fields", "hits", "joins", "lookup", "pairs", "sets")
-    __slots__ += ("sorted",)
+    __slots__ = (
+        "_prefix3",
+        "doc",
+        "fields",
+        "hits",
+        "joins",
+        "lookup",
+        "sets",
+    )
 
     def __init__(self, doc: Doc, casefold: bool) -> None:
         self.doc = doc
@@ -289,24 +286,15 @@ class View:
             lookup |= _lookup_extras(odd)
         self.lookup = lookup
         self._prefix3: set[str] | None = None
-        self.pairs: _Lazy[set[str]] = _Lazy(self._pairs)
-        self.sorted: _Lazy[list[str]] = _Lazy(lambda name: sorted(self.sets[name]))
         # Explanations of many rules share terms: (term label, field) -> hits.
         self.hits: dict[tuple[str, str], tuple[Hit, ...]] = {}
-
-    def _pairs(self, name: str) -> set[str]:
-        if name == "*":
-            return self.pairs["title"] | self.pairs["summary"] | self.pairs["content"]
-        tokens = self.fields[name].tokens
-        # Strings, not tuples: strings are not tracked by the cyclic GC, and
-        # hundreds of fresh tuples per article made it run often.
-        return set(map(" ".join, zip(tokens, tokens[1:], strict=False)))
 
     def prefix3(self) -> set[str]:
         """First three characters of every token (the key of prefix* terms)."""
         if self._prefix3 is None:
             self._prefix3 = {t[:3] for t in self.lookup if len(t) >= 3}
         return self._prefix3
+
 
 class Doc:
     """An article and its lazily built views."""

@@ -52,7 +52,9 @@ class QueryError(ValueError):
         elif self.rule:
             head = f"rule '{self.rule}'"
             if self.key not in ("query", "name"):
-                head += f" ({self.key}[{self.index}])" if self.index is not None else f" ({self.key})"
+                head += (
+                    f" ({self.key}[{self.index}])" if self.index is not None else f" ({self.key})"
+                )
         else:
             head = ""
         out = f"{head}: {self.message}" if head else self.message

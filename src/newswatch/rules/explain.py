@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from itertools import islice
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Final, cast
 
 from newswatch.model import Explanation, Hit
@@ -75,7 +75,10 @@ def _term_hits(leaf: TermLeaf, view: View, names: tuple[str, ...]) -> list[Hit]:
         found = cache.get((leaf.label, name))
         if found is None:
             ft = view.fields[name]
-            spans = [ft.display_span(s, e) for s, e in islice(leaf.pattern.occurrences(ft), MAX_TERM_HITS)]
+            spans = [
+                ft.display_span(s, e)
+                for s, e in islice(leaf.pattern.occurrences(ft), MAX_TERM_HITS)
+            ]
             found = cache[(leaf.label, name)] = tuple(Hit(leaf.label, name, s, e) for s, e in spans)
         hits.extend(found)
     return hits
@@ -129,32 +132,36 @@ class LazyExplanation(Explanation):
     as one. While not yet computed it keeps the article's analysis alive.
     """
 
-    __slots__ = ("_make",)
+    __slots__ = ("_arg", "_make")
 
-    def __init__(self, make: Callable[[], Explanation] | None = None, **values: Any) -> None:
+    def __init__(
+        self, make: Callable[[Any], Explanation] | None = None, arg: Any = None, **values: Any
+    ) -> None:
         if make is None:  # dataclasses.replace() passes the field values
             done = Explanation(**values)
-            make = lambda: done  # noqa: E731
+            make = lambda _: done  # noqa: E731
         object.__setattr__(self, "_make", make)
+        object.__setattr__(self, "_arg", arg)
 
     def _value(self, name: str) -> Any:
         make = object.__getattribute__(self, "_make")
         if make is not None:
-            done = make()
+            done = make(object.__getattribute__(self, "_arg"))
             for slot, descriptor in _SLOTS.items():
                 descriptor.__set__(self, getattr(done, slot))
             object.__setattr__(self, "_make", None)
+            object.__setattr__(self, "_arg", None)  # let the article's analysis go
         return _SLOTS[name].__get__(self)
 
-    @property  # type: ignore[override]
+    @property
     def hits(self) -> tuple[Hit, ...]:
         return cast(tuple[Hit, ...], self._value("hits"))
 
-    @property  # type: ignore[override]
+    @property
     def snippet(self) -> str:
         return cast(str, self._value("snippet"))
 
-    @property  # type: ignore[override]
+    @property
     def highlights(self) -> tuple[tuple[int, int], ...]:
         return cast(tuple[tuple[int, int], ...], self._value("highlights"))
 
@@ -198,8 +205,8 @@ def _tidy(hits: list[Hit]) -> list[Hit]:
 def make_snippet(view: View, hits: list[Hit]) -> tuple[str, tuple[tuple[int, int], ...]]:
     """About ``SNIPPET_CHARS`` of display text around the first hit, whitespace collapsed."""
     with_hits = {h.field for h in hits}
-    name = next((f for f in SNIPPET_FIELDS if f in with_hits), None)
-    if name is None:
+    name = next((f for f in SNIPPET_FIELDS if f in with_hits), "")
+    if not name:
         name = next((f for f in SNIPPET_FIELDS if view.fields[f].display.strip()), "content")
     text = view.fields[name].display
     own = [h for h in hits if h.field == name]

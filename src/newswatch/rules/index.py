@@ -1,8 +1,9 @@
 """All rules compiled into one percolator-style index.
 
 Each rule is filed under the presearch keys it cannot match without (see
-``compile.required_clauses`` and ``choose_keys``); rules without any (only NOT, only regex) are
-"always candidates". For an article the index analyses every field once,
+``compile.required_clauses`` and ``choose_keys``); rules without any (only
+NOT, only regex) are "always candidates". For an article the index analyses
+every field once,
 looks the article's tokens up among the keys, and runs the full predicate of
 the candidate rules only.
 """
@@ -12,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, cast
 
 from newswatch.model import Article, Explanation, Match
-from newswatch.rules.compile import Clause, Lowerer, Plan, predicate, required_clauses
+from newswatch.rules.compile import Clause, Lowerer, Plan, SharedCache, predicate, required_clauses
 from newswatch.rules.doc import Doc, Predicate, View
 from newswatch.rules.errors import QueryError
 from newswatch.rules.explain import LazyExplanation, Verdict, explanation, miss_reason
@@ -33,12 +34,31 @@ class IndexStats:
     scoped_rules: int
 
 
+Choice = tuple[frozenset[Key], frozenset[Key] | None]  # first clause, optional second
+SharedPredicates = dict[bool, SharedCache]
+Posting = int | tuple[int, ...]  # one rule id, or several (most keys file one rule)
+
+
+def _posting(rids: list[int]) -> Posting:
+    return rids[0] if len(rids) == 1 else tuple(rids)
+
+
+def _add(out: set[int], posting: Posting) -> None:
+    if isinstance(posting, int):
+        out.add(posting)
+    else:
+        out.update(posting)
+
+
 @dataclass(slots=True)
 class _Rule:
+    """One compiled rule, while the index is being built."""
+
     spec: RuleSpec
     fn: Predicate
     casefold: bool
     scope: frozenset[str] | None
+    keys: Choice | None
 
 
 # Plans (for explanations) are rebuilt from the spec on demand and cached;
@@ -54,8 +74,6 @@ MAX_PAIRS: Final = 16
 # the first three letters of every article token.
 FEW_PREFIXES: Final = 32
 
-Choice = tuple[frozenset[Key], frozenset[Key] | None]  # first clause, optional second
-
 
 def choose_keys(clauses: list[Clause]) -> Choice | None:
     """The cheapest required clause, and a second one to narrow it down."""
@@ -64,9 +82,9 @@ def choose_keys(clauses: list[Clause]) -> Choice | None:
     ordered = sorted(set(clauses), key=lambda c: (c[0], sorted(c[1])))
     first = ordered[0][1]
     for _, keys in ordered[1:]:
-        if keys != first and len(first) * len(keys) <= MAX_PAIRS:
-            if all(kind == "x" for kind, _ in keys):
-                return first, keys
+        fits = keys != first and len(first) * len(keys) <= MAX_PAIRS
+        if fits and all(kind == "x" for kind, _ in keys):
+            return first, keys
     return first, None
 
 
@@ -78,9 +96,10 @@ class _Presearch:
         self._pairs: dict[str, dict[str, list[int]]] = {}
         self._prefix: dict[str, list[int]] = {}
         self._always: list[int] = []
-        self.single: dict[str, tuple[int, ...]] = {}
-        self.pairs: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {}
-        self.prefix: dict[str, tuple[int, ...]] = {}
+        self.single: dict[str, Posting] = {}
+        # key -> (key2, posting, key2, posting, ...): flat, to save a tuple per entry
+        self.pairs: dict[str, tuple[str | Posting, ...]] = {}
+        self.prefix: dict[str, Posting] = {}
         self.always: tuple[int, ...] = ()
         self.keys: frozenset[str] = frozenset()
         self.prefix_keys: frozenset[str] = frozenset()
@@ -103,9 +122,12 @@ class _Presearch:
                     pairs.setdefault(text2, []).append(rid)
 
     def freeze(self) -> None:
-        self.single = {k: tuple(v) for k, v in self._single.items()}
-        self.pairs = {k: tuple((k2, tuple(v)) for k2, v in d.items()) for k, d in self._pairs.items()}
-        self.prefix = {k: tuple(v) for k, v in self._prefix.items()}
+        self.single = {k: _posting(v) for k, v in self._single.items()}
+        self.pairs = {
+            k: tuple(x for k2, v in d.items() for x in (k2, _posting(v)))
+            for k, d in self._pairs.items()
+        }
+        self.prefix = {k: _posting(v) for k, v in self._prefix.items()}
         self.always = tuple(self._always)
         self.keys = frozenset(self.single).union(self.pairs)
         self.prefix_keys = frozenset(self.prefix)
@@ -116,14 +138,14 @@ class _Presearch:
         lookup = view.lookup
         single, pairs = self.single, self.pairs
         for key in lookup & self.keys:
-            rids = single.get(key)
-            if rids is not None:
-                out.update(rids)
+            posting = single.get(key)
+            if posting is not None:
+                _add(out, posting)
             second = pairs.get(key)
             if second is not None:
-                for key2, rids in second:
-                    if key2 in lookup:
-                        out.update(rids)
+                for i in range(0, len(second), 2):
+                    if second[i] in lookup:
+                        _add(out, cast(Posting, second[i + 1]))
         if self.prefix:
             prefix = self.prefix
             if len(prefix) <= FEW_PREFIXES:
@@ -131,14 +153,19 @@ class _Presearch:
                 for key in self.prefix_keys:
                     needle = " " + key
                     if any(needle in joined for joined in joins):
-                        out.update(prefix[key])
+                        _add(out, prefix[key])
             else:
                 for key in view.prefix3() & self.prefix_keys:
-                    out.update(prefix[key])
+                    _add(out, prefix[key])
 
     def postings(self) -> int:
-        pairs = sum(len(v) for d in self.pairs.values() for _, v in d)
-        return pairs + sum(map(len, self.single.values())) + sum(map(len, self.prefix.values()))
+        def size(p: Posting) -> int:
+            return 1 if isinstance(p, int) else len(p)
+
+        pairs = sum(
+            size(cast(Posting, t[i])) for t in self.pairs.values() for i in range(1, len(t), 2)
+        )
+        return pairs + sum(map(size, self.single.values())) + sum(map(size, self.prefix.values()))
 
     def key_count(self) -> int:
         return len(self.keys) + len(self.prefix_keys)
@@ -147,22 +174,27 @@ class _Presearch:
 class RuleIndex:
     """Compiled rules; ``match`` finds which of them an article satisfies."""
 
-    def __init__(self, compiled: list[tuple[_Rule, Choice | None]], aliases: AliasTable):
-        self._rules = [rule for rule, _ in compiled]
+    def __init__(self, rules: list[_Rule], aliases: AliasTable) -> None:
+        # Parallel lists rather than an object per rule: at 100,000 rules
+        # every per-rule object costs megabytes.
+        self._specs = [r.spec for r in rules]
+        self._fns = [r.fn for r in rules]
+        self._sensitive = frozenset(i for i, r in enumerate(rules) if not r.casefold)
+        self._scopes = {i: r.scope for i, r in enumerate(rules) if r.scope is not None}
         self._aliases = aliases
-        self._by_name = {r.spec.name: i for i, r in enumerate(self._rules)}
+        self._by_name: dict[str, int] | None = None  # built on first explain()
         self._plans: dict[int, Plan] = {}
         self._lowerers = {True: Lowerer(casefold=True), False: Lowerer(casefold=False)}
         self._ci = _Presearch()
         self._cs = _Presearch()
-        for rid, (rule, keys) in enumerate(compiled):
-            (self._ci if rule.casefold else self._cs).add(rid, keys)
+        for rid, rule in enumerate(rules):
+            (self._ci if rule.casefold else self._cs).add(rid, rule.keys)
         self._ci.freeze()
         self._cs.freeze()
 
     @property
     def rule_names(self) -> tuple[str, ...]:
-        return tuple(r.spec.name for r in self._rules)
+        return tuple(s.name for s in self._specs)
 
     def _plan(self, rid: int) -> Plan:
         plan = self._plans.get(rid)
@@ -170,13 +202,17 @@ class RuleIndex:
             if len(self._plans) >= PLAN_CACHE_MAX:
                 self._plans.clear()
                 self._lowerers = {True: Lowerer(casefold=True), False: Lowerer(casefold=False)}
-            rule = self._rules[rid]
-            node = expand_spec(rule.spec, self._aliases)
-            plan = self._plans[rid] = self._lowerers[rule.casefold].lower(node)
+            node = expand_spec(self._specs[rid], self._aliases)
+            plan = self._plans[rid] = self._lowerers[rid not in self._sensitive].lower(node)
         return plan
 
-    def _explanation(self, rid: int, doc: Doc) -> Explanation:
-        return LazyExplanation(lambda: explanation(self._plan(rid), doc.view(self._rules[rid].casefold)))
+    def _explain_now(self, what: tuple[int, Doc]) -> Explanation:
+        rid, doc = what
+        return explanation(self._plan(rid), doc.view(rid not in self._sensitive))
+
+    def _out_of_scope(self, rid: int, doc: Doc) -> bool:
+        scope = self._scopes.get(rid)
+        return scope is not None and scope.isdisjoint(doc.scope_keys())
 
     def match(self, article: Article) -> list[Match]:
         """The rules ``article`` matches, in rule order, each with its explanation."""
@@ -185,14 +221,15 @@ class RuleIndex:
         self._ci.candidates(doc.ci, found)
         if self._cs.rules:
             self._cs.candidates(doc.cs, found)
-        rules = self._rules
+        fns, specs, scopes, sensitive = self._fns, self._specs, self._scopes, self._sensitive
+        ci = doc.ci
         out = []
         for rid in sorted(found):
-            rule = rules[rid]
-            if rule.scope is not None and rule.scope.isdisjoint(doc.scope_keys()):
+            if scopes and self._out_of_scope(rid, doc):
                 continue
-            if rule.fn(doc.ci if rule.casefold else doc.cs):
-                out.append(Match(rule.spec.name, article, self._explanation(rid, doc)))
+            if fns[rid](doc.cs if sensitive and rid in sensitive else ci):
+                lazy = LazyExplanation(self._explain_now, (rid, doc))
+                out.append(Match(specs[rid].name, article, lazy))
         return out
 
     def match_text(
@@ -203,16 +240,17 @@ class RuleIndex:
 
     def explain(self, rule_name: str, article: Article) -> Verdict:
         """Evaluate one rule on one article and say why it matched or not."""
+        if self._by_name is None:
+            self._by_name = {s.name: i for i, s in enumerate(self._specs)}
         rid = self._by_name[rule_name]
-        rule = self._rules[rid]
         doc = Doc(article)
-        view = doc.view(rule.casefold)
+        view = doc.view(rid not in self._sensitive)
         plan = self._plan(rid)
-        if rule.scope is not None and rule.scope.isdisjoint(doc.scope_keys()):
-            reason = f"out of scope (feeds: {', '.join(rule.spec.scope)})"
-            return Verdict(rule_name, False, explanation(plan, view), reason)
         ex = explanation(plan, view)
-        if rule.fn(view):
+        if self._out_of_scope(rid, doc):
+            reason = f"out of scope (feeds: {', '.join(self._specs[rid].scope)})"
+            return Verdict(rule_name, False, ex, reason)
+        if self._fns[rid](view):
             terms = ", ".join(ex.terms)
             return Verdict(rule_name, True, ex, f"matched: {terms}" if terms else "matched")
         return Verdict(rule_name, False, ex, miss_reason(plan, view))
@@ -220,12 +258,12 @@ class RuleIndex:
     def stats(self) -> IndexStats:
         ci, cs = self._ci, self._cs
         return IndexStats(
-            rules=len(self._rules),
+            rules=len(self._specs),
             indexed_terms=ci.key_count() + cs.key_count(),
             always_candidates=len(ci.always) + len(cs.always),
             postings=ci.postings() + cs.postings(),
             case_sensitive_rules=cs.rules,
-            scoped_rules=sum(r.scope is not None for r in self._rules),
+            scoped_rules=len(self._scopes),
         )
 
 
@@ -251,13 +289,14 @@ def text_article(
 
 
 def _compile_one(
-    spec: RuleSpec, aliases: AliasTable, lowerers: dict[bool, Lowerer]
-) -> tuple[_Rule, Choice | None]:
+    spec: RuleSpec, aliases: AliasTable, lowerers: dict[bool, Lowerer], shared: SharedPredicates
+) -> _Rule:
     node = expand_spec(spec, aliases)
     casefold = not spec.case_sensitive
     plan = lowerers[casefold].lower(node)
     scope = frozenset(s.casefold() for s in spec.scope) if spec.scope else None
-    return _Rule(spec, predicate(plan), casefold, scope), choose_keys(required_clauses(plan))
+    keys = choose_keys(required_clauses(plan))
+    return _Rule(spec, predicate(plan, shared[casefold]), casefold, scope, keys)
 
 
 def _compile(
@@ -267,21 +306,23 @@ def _compile(
     errors = list(table.errors)
     if errors and stop:
         raise errors[0]
-    # Term patterns are shared between rules while compiling, then let go.
+    # Term patterns and leaf predicates are shared between rules while
+    # compiling (many rules name the same words), then the caches let go.
     lowerers = {True: Lowerer(casefold=True), False: Lowerer(casefold=False)}
-    compiled: list[tuple[_Rule, Choice | None]] = []
+    shared: SharedPredicates = {True: {}, False: {}}
+    rules: list[_Rule] = []
     names: set[str] = set()
     for spec in specs:
         try:
             if spec.name in names:
                 raise QueryError("duplicate rule name", rule=spec.name, key="name")
             names.add(spec.name)
-            compiled.append(_compile_one(spec, table, lowerers))
+            rules.append(_compile_one(spec, table, lowerers, shared))
         except QueryError as e:
             if stop:
                 raise
             errors.append(e)
-    return (RuleIndex(compiled, table) if stop else None), errors
+    return (RuleIndex(rules, table) if stop else None), errors
 
 
 def compile_rules(

@@ -12,9 +12,21 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from newswatch.rules.compile import alias_names, bad_near, substitute
 from newswatch.rules.errors import QueryError
-from newswatch.rules.query import Node, Not, and_, or_, parse_entry, parse_query
+from newswatch.rules.query import (
+    Alias,
+    And,
+    Field,
+    Near,
+    Node,
+    Not,
+    Or,
+    and_,
+    is_positional,
+    or_,
+    parse_entry,
+    parse_query,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +62,7 @@ def spec_parts(spec: RuleSpec) -> list[Part]:
         for i, entry in enumerate(entries):
             parts.append((_parse(spec, key, i, entry), key, i, entry))
     if not parts:
-        raise QueryError(
-            "rule has nothing to match: give query, all, any or none", rule=spec.name
-        )
+        raise QueryError("rule has nothing to match: give query, all, any or none", rule=spec.name)
     return parts
 
 
@@ -75,7 +85,11 @@ class AliasTable:
     """Parsed and expanded aliases; ``errors`` holds what was wrong with them."""
 
     def __init__(self, aliases: Mapping[str, Sequence[str]] | None) -> None:
-        self.raw: dict[str, list[str]] = {k: list(v) for k, v in (aliases or {}).items()}
+        given = dict(aliases or {})
+        # A bare string would otherwise be read as a list of its characters.
+        self.raw: dict[str, list[str]] = {
+            k: [] if isinstance(v, str) else [str(e) for e in v] for k, v in given.items()
+        }
         self.errors: list[QueryError] = []
         self.expanded: dict[str, Node] = {}
         self.broken: dict[str, QueryError] = {}
@@ -91,13 +105,15 @@ class AliasTable:
             self.errors.append(error)
 
     def _parse(self, name: str, entries: list[str]) -> None:
-        if isinstance(entries, str) or not entries:
-            self._fail(name, QueryError("an alias needs a list of entries", rule=name, key="aliases"))
+        if not entries:
+            self._fail(
+                name, QueryError("an alias needs a list of entries", rule=name, key="aliases")
+            )
             return
         parsed: list[Node] = []
         for i, entry in enumerate(entries):
             try:
-                parsed.append(parse_entry(str(entry)))
+                parsed.append(parse_entry(entry))
             except QueryError as e:
                 self._fail(name, e.with_context(rule=name, key="aliases", index=i))
                 return
@@ -158,3 +174,51 @@ def expand_spec(spec: RuleSpec, aliases: AliasTable) -> Node:
         except QueryError as e:
             raise e.with_context(rule=spec.name, key=key, index=index) from None
     return combine(resolved)
+
+
+def alias_names(node: Node) -> list[Alias]:
+    """Every ``@alias`` in ``node``."""
+    if isinstance(node, Alias):
+        return [node]
+    if isinstance(node, Near):
+        return alias_names(node.left) + alias_names(node.right)
+    if isinstance(node, Field | Not):
+        return alias_names(node.child)
+    if isinstance(node, And | Or):
+        return [a for c in node.children for a in alias_names(c)]
+    return []
+
+
+def substitute(node: Node, table: dict[str, Node]) -> Node:
+    """``node`` with every alias replaced by its (already expanded) definition."""
+    if isinstance(node, Alias):
+        return table[node.name]
+    if isinstance(node, Near):
+        return Near(
+            substitute(node.left, table), substitute(node.right, table), node.distance, node.pos
+        )
+    if isinstance(node, Field):
+        return Field(node.name, substitute(node.child, table), node.pos)
+    if isinstance(node, Not):
+        return Not(substitute(node.child, table))
+    if isinstance(node, And):
+        return And(tuple(substitute(c, table) for c in node.children))
+    if isinstance(node, Or):
+        return Or(tuple(substitute(c, table) for c in node.children))
+    return node
+
+
+def bad_near(node: Node) -> Near | None:
+    """A NEAR whose operand (after alias expansion) is not words/phrases."""
+    if isinstance(node, Near):
+        if not (is_positional(node.left) and is_positional(node.right)):
+            return node
+        return None
+    if isinstance(node, Field | Not):
+        return bad_near(node.child)
+    if isinstance(node, And | Or):
+        for c in node.children:
+            found = bad_near(c)
+            if found is not None:
+                return found
+    return None

@@ -35,10 +35,14 @@ Key = tuple[str, str]
 
 # Words so common that a rule indexed under them is a candidate for nearly
 # every English article; any other required term is a better key.
-_STOPWORDS: Final = frozenset(
-    "a an and are as at be been but by for from had has have he her his i in is it its "
-    "not of on or said she that the their they this to was we were will with you".split()
-)
+# fmt: off
+_STOPWORDS: Final = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "for", "from", "had", "has",
+    "have", "he", "her", "his", "i", "in", "is", "it", "its", "not", "of", "on", "or", "said",
+    "she", "that", "the", "their", "they", "this", "to", "was", "we", "were", "will", "with",
+    "you",
+})
+# fmt: on
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +136,7 @@ def compile_term(tokens: list[tuple[str, str]]) -> TermPattern:
         space = "" if i == 0 and kind == S else " "
         literal.append(space + tok)
         pattern.append(space + re.escape(tok) + ("[^ \\n]*" if kind == H and i < last else ""))
-    lead = not (tokens[0][1] == S)
+    lead = tokens[0][1] != S
     trail = tokens[last][1] == E
     if trail:
         literal.append(" ")

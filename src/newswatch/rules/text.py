@@ -162,6 +162,8 @@ NON_ASCII: Final = re.compile(r"[^\x00-\x7f]")
 # Below this share of extra UTF-8 bytes a text counts as mostly ASCII, and
 # the ASCII stretches are handled in bulk.
 _MOSTLY_ASCII: Final = 0.1
+# Characters whose folding is remembered; past this the memory starts over.
+_FOLD_CACHE_MAX: Final = 50_000
 
 
 class _Folder:
@@ -176,6 +178,10 @@ class _Folder:
         self.odd: set[str] = set()  # characters whose folded length is not 1
 
     def learn(self, chars: set[str]) -> None:
+        if len(self.seen) > _FOLD_CACHE_MAX:  # a feed sending all of Unicode
+            self.table.clear()
+            self.seen.clear()
+            self.odd.clear()
         for ch in chars - self.seen:
             folded = _fold_char(ch, self.casefold)
             if folded != ch:
@@ -262,6 +268,7 @@ _BYTE_TABLES: Final = {
     True: bytes(b + 32 if 65 <= b <= 90 else b for b in _ASCII_SEP),
 }
 _CHUNK_CACHE_MAX: Final = 100_000
+_CHUNK_CACHE_LEN: Final = 64
 _CHUNKS: Final[dict[bool, dict[str, str]]] = {True: {}, False: {}}
 
 
@@ -281,9 +288,11 @@ def _fold_chunks(spaced: str, casefold: bool) -> str:
         chunk = spaced[lo:hi]
         found = cache.get(chunk)
         if found is None:
-            if len(cache) >= _CHUNK_CACHE_MAX:
-                cache.clear()
-            found = cache[chunk] = " ".join(tokenize(chunk, casefold))
+            found = " ".join(tokenize(chunk, casefold))
+            if len(chunk) <= _CHUNK_CACHE_LEN:  # words recur; a hostile blob need not
+                if len(cache) >= _CHUNK_CACHE_MAX:
+                    cache.clear()
+                cache[chunk] = found
         out.append(spaced[last:lo])
         out.append(found)
         last = hi
