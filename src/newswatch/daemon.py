@@ -85,48 +85,45 @@ class App:
         config = loaded.config
         rng = rng or random.Random()
         rules = Rules.from_config(config, compile_rules(rule_specs(config), config.aliases))
-        store = await asyncio.to_thread(open_store, state_url(config))
-        try:
-            await asyncio.to_thread(store.create_schema)
+        async with contextlib.AsyncExitStack() as stack:
+            store = await asyncio.to_thread(open_store, state_url(config))
+            stack.push_async_callback(asyncio.to_thread, store.close)
             await asyncio.to_thread(store.ensure_feeds, [f.key for f in config.feeds], clock())
-            async with httpx.AsyncClient(timeout=30.0) as http:
-                poll = config.poll
-                async with Fetcher(
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0))
+            poll = config.poll
+            fetcher = await stack.enter_async_context(
+                Fetcher(
                     concurrency=poll.concurrency,
                     per_host=poll.per_host,
                     timeout=poll.timeout.total_seconds(),
                     max_bytes=poll.max_bytes,
                     user_agent=poll.user_agent,
                     clock=clock,
-                ) as fetcher:
-                    channels = build_channels(config.channels, http=http, out=out)
-                    try:
-                        app = cls(
-                            loaded=loaded,
-                            store=store,
-                            http=http,
-                            fetcher=fetcher,
-                            channels=channels,
-                            poller=Poller(
-                                config=config,
-                                rules=rules,
-                                store=store,
-                                fetcher=fetcher,
-                                clock=clock,
-                                rng=rng,
-                            ),
-                            deliverer=Deliverer(store, channels, clock=clock, rng=rng),
-                            clock=clock,
-                            rng=rng,
-                            out=out,
-                        )
-                        await asyncio.to_thread(app.poller.backfill_rules)
-                        yield app
-                    finally:
-                        for channel in channels.values():
-                            await channel.aclose()
-        finally:
-            await asyncio.to_thread(store.close)
+                )
+            )
+            channels = build_channels(config.channels, http=http, out=out)
+            app = cls(
+                loaded=loaded,
+                store=store,
+                http=http,
+                fetcher=fetcher,
+                channels=channels,
+                poller=Poller(
+                    config=config, rules=rules, store=store, fetcher=fetcher, clock=clock, rng=rng
+                ),
+                deliverer=Deliverer(store, channels, clock=clock, rng=rng),
+                clock=clock,
+                rng=rng,
+                out=out,
+            )
+            # The channels of the moment (a reload may have replaced them).
+            stack.push_async_callback(app._close_channels)
+            await asyncio.to_thread(app.poller.backfill_rules)
+            yield app
+
+    async def _close_channels(self) -> None:
+        for channel in self.channels.values():
+            await channel.aclose()
 
     async def reload(self, loaded: LoadedConfig) -> None:
         """Swap in a new, already validated configuration."""
