@@ -229,6 +229,18 @@ class EngineRules:
         return self.index.stats()
 
 
+class EngineRulesExplained(EngineRules):
+    """As the pipeline uses the engine: every match's explanation (hits and a
+    highlighted snippet, computed lazily) is read, as ingest stores it."""
+
+    def match(self, article: Article) -> list[str]:
+        names = []
+        for m in self.index.match(article):
+            _ = m.explanation.hits, m.explanation.snippet
+            names.append(m.rule)
+        return names
+
+
 # -- measurement ------------------------------------------------------------------------
 
 
@@ -461,7 +473,7 @@ def bench_size(
     sample = list(naive.pairs)
     log(f"[{size}] naive: {naive.articles} articles, {naive.rate:.2f}/s")
 
-    ours = ours_subset = perq_result = None
+    ours = ours_subset = perq_result = explained = None
     if engine_ok:
         log(f"[{size}] newswatch: building")
         specs = engine_specs(rules)
@@ -472,6 +484,18 @@ def bench_size(
         del built
         log(f"[{size}] newswatch: {ours.rate:.0f}/s; {stats}")
         problems += compare(f"{size:,} rules, newswatch vs naive", ours.pairs, naive.pairs)
+        explained, _ = measure(
+            "newswatch + explanations",
+            size,
+            lambda: EngineRulesExplained(specs),
+            articles,
+            order,
+            sample,
+            args.naive_budget,
+            50,
+            with_memory=False,
+        )
+        log(f"[{size}] newswatch + explanations: {explained.rate:.0f}/s")
 
     expressible = [(r.name, perq_clauses(r.node)) for r in rules]
     perq_rules = [(n, c) for n, c in expressible if c is not None and len(c) <= 64]
@@ -514,6 +538,8 @@ def bench_size(
     if ours is not None:
         results.append(ours)
         ratios["naive regex"] = f"ours/naive ×{ours.rate / naive.rate:,.0f}"
+    if explained is not None:
+        results.append(explained)
     results.append(naive)
     if ours_subset is not None:
         results.append(ours_subset)
@@ -702,7 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(report.lines), flush=True)
         lines += report.lines
     tail = targets(reports)
-    tail[2:2] = [f"At the end of the run: {load_average()}.", ""]
+    tail[2:2] = [f"At the end of the run (this process included): {load_average()}.", ""]
     problems = [p for r in reports for p in r.problems]
     if problems:
         tail += ["### Disagreements", "", *(f"- {p}" for p in problems[:40]), ""]
