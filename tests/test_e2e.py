@@ -414,3 +414,43 @@ async def test_rule_backfill_alerts_on_stored_articles_once(
         await app.poller.poll_all()
         await app.deliverer.drain()
     assert len(feeds.json_bodies("/hook")) == 1
+
+
+async def test_two_replicas_on_one_database_alert_once(
+    tmp_path: Path, feeds: FeedServer, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two daemons sharing one state database (SQLite file or PostgreSQL):
+    each feed is polled by one of them at a time and each alert sent once."""
+    monkeypatch.setenv("NEWSWATCH_STATE", store_url)
+    items = [
+        Item(title=f"Russia and North Korea, part {n}", link=f"http://e.org/{n}", guid=str(n))
+        for n in range(5)
+    ]
+    for n in range(4):
+        feeds.route(f"/f{n}.xml", body=rss(*items))  # the same stories in four feeds
+    feeds.route("/hook", Reply(status=200, delay=0.05))
+    feed_lines = "\n".join(
+        f'  - {{url: "{feeds.url(f"/f{n}.xml")}", every: 0.2s, backfill: all}}' for n in range(4)
+    )
+    loaded = write_config(
+        tmp_path,
+        f"feeds:\n{feed_lines}\n"
+        f'channels: {{hook: {{type: webhook, url: "{feeds.url("/hook")}"}}}}\n'
+        "rules: [{name: rnk, query: 'Russia AND \"North Korea\"', notify: [hook]}]\n",
+    )
+    async with App.open(loaded) as a, App.open(loaded) as b:
+        daemons = [
+            Daemon(app, poll_tick=FAST, deliver_tick=FAST, reload_tick=FAST) for app in (a, b)
+        ]
+        tasks = [asyncio.create_task(d.run()) for d in daemons]
+        await wait_until(lambda: all(feeds.hits(f"/f{n}.xml") >= 3 for n in range(4)))
+        await wait_until(lambda: len(feeds.json_bodies("/hook")) >= 5)
+        await asyncio.sleep(0.5)  # time for any duplicate to show up
+        for d in daemons:
+            d.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        rows = a.store.outbox()
+    titles = sorted(body["title"] for body in feeds.json_bodies("/hook"))
+    assert titles == sorted(i.title for i in items)
+    assert {r.status for r in rows} == {OutboxStatus.SENT}
+    assert len(rows) == 5

@@ -8,15 +8,11 @@ answers on 127.0.0.1:5432.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, StatementError
@@ -44,41 +40,11 @@ from newswatch.store import (
 )
 from newswatch.store._dialect import normalize_url
 
-PG_URL = os.environ.get("NEWSWATCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
 
 # --- fixtures
-
-
-@functools.cache
-def _postgres_unreachable() -> str | None:
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=2):
-            return None
-    except psycopg.Error as exc:
-        url = sa.make_url(PG_URL)
-        return f"PostgreSQL not reachable at {url.host}:{url.port or 5432}: {exc}".strip()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'newswatch.db'}"
-        return
-    reason = _postgres_unreachable()
-    if reason is not None:
-        pytest.skip(reason)
-    name = f"nw_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{name}"
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
 @pytest.fixture

@@ -1,0 +1,46 @@
+"""Fixtures shared across test modules."""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+PG_URL = os.environ.get("NEWSWATCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@functools.cache
+def postgres_unreachable() -> str | None:
+    """Why the test PostgreSQL cannot be used, or None when it can."""
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=2):
+            return None
+    except psycopg.Error as exc:
+        url = sa.make_url(PG_URL)
+        return f"PostgreSQL not reachable at {url.host}:{url.port or 5432}: {exc}".strip()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh state database: a SQLite file, or a new schema in the test
+    PostgreSQL (dropped afterwards); skipped with the reason when unreachable."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state' / 'newswatch.db'}"
+        return
+    reason = postgres_unreachable()
+    if reason is not None:
+        pytest.skip(reason)
+    name = f"nw_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
