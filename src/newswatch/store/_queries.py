@@ -118,7 +118,7 @@ def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> int:
     stmt = insert_ignore(conn, outbox, "rule", "channel", "story_key").returning(outbox.c.id)
     written = 0
     for row in sorted(rows, key=lambda r: (r["rule"], r["channel"], r["story_key"])):
-        written += conn.execute(stmt.values(row)).first() is not None
+        written += conn.execute(stmt, row).first() is not None
     return written
 
 

@@ -215,13 +215,17 @@ class SqlStore:
         with self._tx(write=True) as conn:
             new_articles = new_matches = 0
             routes: list[dict[str, Any]] = []
-            insert_article = insert_ignore(conn, articles, "feed_key", "entry_key")
-            insert_match = insert_ignore(conn, matches, "rule", "article_id")
+            # One statement, parameters per execution: SQLAlchemy compiles it
+            # once (``.values(row)`` would build a new statement per row).
+            insert_article = insert_ignore(conn, articles, "feed_key", "entry_key").returning(
+                articles.c.id
+            )
+            insert_match = insert_ignore(conn, matches, "rule", "article_id").returning(
+                matches.c.id
+            )
             for item in items:
                 article_id = conn.execute(
-                    insert_article.values(_codec.article_values(item.article, now)).returning(
-                        articles.c.id
-                    )
+                    insert_article, _codec.article_values(item.article, now)
                 ).scalar_one_or_none()
                 if article_id is None:  # already stored: its alerts were decided then
                     continue
@@ -375,7 +379,9 @@ class SqlStore:
         Articles no longer stored are skipped; routes already in the outbox
         (the same story alerted by then) are not written twice."""
         with self._tx(write=True) as conn:
-            insert_match = insert_ignore(conn, matches, "rule", "article_id")
+            insert_match = insert_ignore(conn, matches, "rule", "article_id").returning(
+                matches.c.id
+            )
             new_matches = 0
             routes: list[dict[str, Any]] = []
             for item in items:
@@ -420,16 +426,18 @@ def _add_matches(
     routes: list[dict[str, Any]],
 ) -> int:
     """Insert an article's matches (skipping ones already stored) and collect
-    its outbox rows into ``routes``; returns the number of new matches."""
+    its outbox rows into ``routes``; returns the number of new matches.
+    ``insert_match`` is an insert-ignore into ``matches`` returning the id."""
     new = 0
     for match in item.matches:
         inserted = conn.execute(
-            insert_match.values(
-                rule=match.rule,
-                article_id=article_id,
-                explanation=_codec.explanation_to_json(match.explanation),
-                matched_at=now,
-            ).returning(matches.c.id)
+            insert_match,
+            {
+                "rule": match.rule,
+                "article_id": article_id,
+                "explanation": _codec.explanation_to_json(match.explanation),
+                "matched_at": now,
+            },
         ).first()
         new += inserted is not None
     routes.extend(
