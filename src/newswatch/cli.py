@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -128,9 +129,11 @@ def check(config_path: str) -> None:
         extra = f" tags={','.join(feed.tags)}" if feed.tags else ""
         extra += f" backfill={feed.backfill}" if feed.backfill else ""
         click.echo(f"    - {feed.display_name} ({feed.url or feed.path}) every {every}{extra}")
+        if feed.path is not None and not Path(feed.path).is_file():
+            click.echo(f"      warning: {feed.path} does not exist (yet); polls will fail")
     click.echo(f"  rules     {len(config.rules)} ({stats.always_candidates} always evaluated)")
     for rule in config.rules:
-        targets = ", ".join(t.channel for t in rule.notify) or "(no channels)"
+        targets = ", ".join(t.channel for t in rule.notify) or "(no channels: matched, not sent)"
         state = "" if rule.enabled else " [disabled]"
         click.echo(f"    - {rule.name}{state} -> {targets}")
     click.echo(f"  channels  {len(config.channels)}")

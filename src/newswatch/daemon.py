@@ -201,10 +201,13 @@ class Daemon:
             seconds = self._periods[name].total_seconds()
             scheduler.add_job(job, "interval", seconds=seconds, id=name, next_run_time=now)
         config = self.app.config
+        stats = self.app.poller.rules.index.stats()
         log.info(
-            "newswatch running: %d feeds, %d rules, %d channels, state %s",
+            "newswatch running: %d feeds, %d rules (%d evaluated on every article), "
+            "%d channels, state %s",
             len(config.feeds),
-            len(self.app.poller.rules.index.rule_names),
+            stats.rules,
+            stats.always_candidates,
             len(self.app.channels),
             safe_url(state_url(config)),
         )
