@@ -232,3 +232,16 @@ def test_routes_for_names_each_target_channel_once() -> None:
         Route("russia-north-korea", "desk-slack", DeliveryMode.IMMEDIATE),
     )
     assert routes_for(match(rule="unrouted"), targets) == ()
+
+
+def test_times_are_shown_on_the_configured_wall_clock() -> None:
+    from zoneinfo import ZoneInfo
+
+    sample = alert()
+    assert sample.article.published is not None
+    utc_text = render_alert(sample).text
+    seoul = render_alert(sample, ZoneInfo("Asia/Seoul"))
+    local = sample.article.published.astimezone(ZoneInfo("Asia/Seoul"))
+    assert local.strftime("%Y-%m-%d %H:%M KST") in seoul.text
+    assert local.strftime("%Y-%m-%d %H:%M KST") in (seoul.html or "")
+    assert "UTC" in utc_text and "KST" not in utc_text

@@ -258,6 +258,11 @@ class Config(_Frozen):
     rules: tuple[RuleConfig, ...] = ()
     aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
+    @property
+    def zone(self) -> ZoneInfo:
+        """The `timezone` setting (validated when the configuration loads)."""
+        return ZoneInfo(self.timezone)
+
 
 # --------------------------------------------------------------------------- loading
 

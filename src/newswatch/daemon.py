@@ -101,7 +101,7 @@ class App:
                     clock=clock,
                 )
             )
-            channels = build_channels(config.channels, http=http, out=out)
+            channels = build_channels(config.channels, http=http, out=out, tz=config.zone)
             app = cls(
                 loaded=loaded,
                 store=store,
@@ -133,7 +133,9 @@ class App:
         rules = Rules.from_config(config, compile_rules(rule_specs(config), config.aliases))
         if config.channels != self.config.channels:
             old = self.channels
-            self.channels = build_channels(config.channels, http=self.http, out=self.out)
+            self.channels = build_channels(
+                config.channels, http=self.http, out=self.out, tz=config.zone
+            )
             self.deliverer.channels = self.channels
             for channel in old.values():
                 await channel.aclose()

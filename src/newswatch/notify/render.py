@@ -12,7 +12,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -137,10 +137,11 @@ def delivery_key(alert: Alert) -> str:
     return f"{alert.outbox_id}.{digest}"
 
 
-def _when(moment: datetime | None) -> str:
+def _when(moment: datetime | None, tz: tzinfo = UTC) -> str:
+    """A time for people, on the configured wall clock ("2016-06-16 09:12 KST")."""
     if moment is None:
         return ""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def headline(alert: Alert) -> str:
@@ -152,7 +153,7 @@ def headline(alert: Alert) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
-def _context(alert: Alert) -> dict[str, Any]:
+def _context(alert: Alert, tz: tzinfo) -> dict[str, Any]:
     article = alert.article
     snippet = _keep_offsets(alert.explanation.snippet)
     segments = highlight_segments(snippet, alert.explanation.highlights)
@@ -166,8 +167,8 @@ def _context(alert: Alert) -> dict[str, Any]:
         "link": one_line(article.link),
         "href": safe_href(article.link),
         "source": one_line(article.source),
-        "published": _when(article.published),
-        "matched_at": _when(alert.matched_at),
+        "published": _when(article.published, tz),
+        "matched_at": _when(alert.matched_at, tz),
         "terms": [one_line(t) for t in alert.explanation.terms],
         "segments": segments,
         "snippet_text": " ".join(snippet_text.split()),
@@ -175,9 +176,10 @@ def _context(alert: Alert) -> dict[str, Any]:
     }
 
 
-def render_alert(alert: Alert) -> Message:
-    """Subject ``<rule>: <headline>``, a plain text body and an HTML body."""
-    context = _context(alert)
+def render_alert(alert: Alert, tz: tzinfo = UTC) -> Message:
+    """Subject ``<rule>: <headline>``, a plain text body and an HTML body;
+    times shown in ``tz`` (the configuration's `timezone`)."""
+    context = _context(alert, tz)
     subject = f"{context['rule']}: {context['title']}"
     context["subject"] = subject
     # Exactly one final newline, whatever the template's block tags left.

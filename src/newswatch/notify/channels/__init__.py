@@ -7,7 +7,7 @@ new service is one module and one line here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, TextIO
 
 import httpx
@@ -47,12 +47,13 @@ def build_channel(
     http: httpx.AsyncClient,
     out: TextIO | None = None,
     clock: Callable[[], datetime] = utcnow,
+    tz: tzinfo = UTC,
 ) -> Channel:
     """A channel for one ``channels:`` entry. The caller owns ``http``."""
     factory = CHANNEL_TYPES.get(cfg.type)
     if factory is None:
         raise ValueError(f"channel {name!r}: unknown type {cfg.type!r}")
-    return factory(name, cfg, ChannelContext(http=http, out=out, clock=clock))
+    return factory(name, cfg, ChannelContext(http=http, out=out, clock=clock, tz=tz))
 
 
 def build_channels(
@@ -61,9 +62,10 @@ def build_channels(
     http: httpx.AsyncClient,
     out: TextIO | None = None,
     clock: Callable[[], datetime] = utcnow,
+    tz: tzinfo = UTC,
 ) -> dict[str, Channel]:
     """Every configured channel, by name."""
     return {
-        name: build_channel(name, cfg, http=http, out=out, clock=clock)
+        name: build_channel(name, cfg, http=http, out=out, clock=clock, tz=tz)
         for name, cfg in channels.items()
     }

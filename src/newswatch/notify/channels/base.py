@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Protocol, TextIO
 
 import httpx
@@ -51,3 +51,4 @@ class ChannelContext:
     http: httpx.AsyncClient
     out: TextIO | None = None  # console output; None means sys.stdout at send time
     clock: Callable[[], datetime] = field(default=utcnow)
+    tz: tzinfo = UTC  # wall clock for times shown to people

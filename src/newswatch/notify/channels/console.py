@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, tzinfo
 from typing import Literal, TextIO
 
 from newswatch.config import ConsoleChannelConfig
@@ -22,23 +23,29 @@ class ConsoleChannel:
     max_length: int | None = None
 
     def __init__(
-        self, name: str, *, format: Literal["text", "json"] = "text", out: TextIO | None = None
+        self,
+        name: str,
+        *,
+        format: Literal["text", "json"] = "text",
+        out: TextIO | None = None,
+        tz: tzinfo = UTC,
     ) -> None:
         self.name = name
         self.format = format
         self._out = out
+        self._tz = tz
 
     @classmethod
     def from_config(
         cls, name: str, cfg: ConsoleChannelConfig, ctx: ChannelContext
     ) -> ConsoleChannel:
-        return cls(name, format=cfg.format, out=ctx.out)
+        return cls(name, format=cfg.format, out=ctx.out, tz=ctx.tz)
 
     async def send(self, alert: Alert) -> DeliveryResult:
         if self.format == "json":
             chunk = json.dumps(alert_payload(alert), ensure_ascii=False) + "\n"
         else:
-            chunk = render_alert(alert).text + "\n"
+            chunk = render_alert(alert, self._tz).text + "\n"
         # Resolved at send time so a redirected sys.stdout is honoured.
         out = self._out if self._out is not None else sys.stdout
         try:

@@ -21,7 +21,7 @@ import email.utils
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -105,17 +105,19 @@ class EmailChannel:
         cfg: EmailChannelConfig,
         *,
         clock: Callable[[], datetime] = utcnow,
+        tz: tzinfo = UTC,
     ) -> None:
         self.name = name
         self._cfg = cfg
         self._clock = clock
+        self._tz = tz
         smtp = cfg.smtp
         password = smtp.password.get_secret_value() if smtp.password is not None else ""
         self._secrets = login_secrets(smtp.username, password) if password else []
 
     @classmethod
     def from_config(cls, name: str, cfg: EmailChannelConfig, ctx: ChannelContext) -> EmailChannel:
-        return cls(name, cfg, clock=ctx.clock)
+        return cls(name, cfg, clock=ctx.clock, tz=ctx.tz)
 
     def describe(self) -> str:
         smtp = self._cfg.smtp
@@ -134,7 +136,7 @@ class EmailChannel:
         cfg, smtp = self._cfg, self._cfg.smtp
         msg = build_email(
             alert,
-            render_alert(alert),
+            render_alert(alert, self._tz),
             from_addr=cfg.from_,
             to=cfg.to,
             subject_prefix=cfg.subject_prefix,
