@@ -458,3 +458,26 @@ def test_many_prefix_only_rules() -> None:
         "cal",
         "dul",
     ]
+
+
+def test_presearch_keys_from_fields_outside_the_default_ones() -> None:
+    # An article offers the tokens of title, summary and content as one set and
+    # those of author, source, url and category (and Korean prefixes) as a
+    # second: a rule keyed on words from either, or from both, is a candidate.
+    art = article("Talks on THAAD.", title="Seoul", author="김철수 Lim", categories=("Diplomacy",))
+    queries = {
+        "url-and-content": "url:koreaherald AND THAAD",
+        "two-outside": "url:koreaherald AND category:diplomacy",
+        "source-tag-and-title": "source:korea title:seoul",
+        "korean-author": "author:김철",
+        "korean-author-phrase": 'author:"김철수 lim"',
+        "absent": "url:koreaherald AND category:sports",
+        "content-not-url": "content:koreaherald",
+    }
+    assert names(queries, art) == [
+        "url-and-content",
+        "two-outside",
+        "source-tag-and-title",
+        "korean-author",
+        "korean-author-phrase",
+    ]

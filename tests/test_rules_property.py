@@ -8,13 +8,24 @@ substring rules all get exercised.
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from newswatch.model import Article
+from newswatch.model import Article, Hit
 from newswatch.rules import RuleSpec, compile_rules, describe, parse_query
+from newswatch.rules.doc import Doc
+from newswatch.rules.explain import (
+    ELLIPSIS,
+    SNIPPET_BEFORE,
+    SNIPPET_CHARS,
+    SNIPPET_SNAP,
+    make_snippet,
+)
+from newswatch.rules.index import text_article
 from newswatch.rules.query import FIELDS, And, Field, Near, Node, Not, Or, Phrase, Regex, Word
 from rules_reference import Reference, field_values
 
@@ -138,3 +149,69 @@ def test_index_agrees_with_reference(rules: list[RuleSpec], art: Article) -> Non
 def test_describe_parses_back(node: Node) -> None:
     parsed = parse_query(describe(node))  # nested ANDs and ORs come back flattened
     assert parse_query(describe(parsed)) == parsed
+
+
+def _snippet_by_regex(text: str, own: list[Hit]) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The snippet as first written: collapse with a regex, map offsets by runs."""
+    anchor = own[0] if own else None
+    start = 0 if anchor is None else max(0, anchor.start - SNIPPET_BEFORE)
+    if start > 0:
+        space = text.find(" ", start, min(start + SNIPPET_SNAP, anchor.start if anchor else start))
+        start = space + 1 if space >= 0 else start
+    end = min(len(text), start + SNIPPET_CHARS)
+    if anchor is not None:
+        end = max(end, anchor.end)
+    if end < len(text):
+        space = text.rfind(" ", max(start, end - SNIPPET_SNAP), end)
+        if space > (anchor.end if anchor else start):
+            end = space
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    window = text[start:end]
+    pieces: list[str] = []
+    run_ends: list[int] = []
+    removed: list[int] = []
+    last = 0
+    for m in re.finditer(r"\s{2,}|[^\S ]", window):
+        pieces.append(window[last : m.start()])
+        pieces.append(" ")
+        last = m.end()
+        run_ends.append(m.end())
+        removed.append((removed[-1] if removed else 0) + m.end() - m.start() - 1)
+    pieces.append(window[last:])
+
+    def where(k: int) -> int:
+        i = bisect_right(run_ends, k) - 1
+        return k - (removed[i] if i >= 0 else 0)
+
+    lead = ELLIPSIS if start > 0 else ""
+    tail = ELLIPSIS if end < len(text) else ""
+    spans = tuple(
+        (where(h.start - start) + len(lead), where(h.end - start) + len(lead))
+        for h in own
+        if h.start >= start and h.end <= end
+    )
+    return lead + "".join(pieces) + tail, spans
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["word", "Korea", "é", " ", "  ", "\n", "\n\n", "\t ", "x,"]), max_size=60
+    ),
+    st.lists(st.tuples(st.floats(0, 1), st.integers(1, 12)), max_size=4),
+)
+def test_snippet_agrees_with_the_regex_collapse(
+    parts: list[str], spans: list[tuple[float, int]]
+) -> None:
+    # Hits may start or end anywhere (a regex hit can end inside whitespace).
+    text = "".join(parts)
+    view = Doc(text_article(text)).ci
+    starts = [(int(f * len(text)), n) for f, n in spans]
+    own = sorted(
+        {Hit("t", "content", s, min(s + n, len(text))) for s, n in starts if s < len(text)},
+        key=lambda h: (h.start, -h.end),
+    )
+    assert make_snippet(view, own) == _snippet_by_regex(text, own)

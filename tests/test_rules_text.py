@@ -11,6 +11,7 @@ from newswatch.rules.text import (
     SEA,
     TOKEN_RE,
     WORD,
+    _Folder,
     fast_tokens,
     fold,
     fold_text,
@@ -109,3 +110,47 @@ def test_field_text_joined_and_multi_values() -> None:
     )
     start = ft.joined.index("east")
     assert ft.display_span(start, start + 4) == (27, 31)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ("Straße STRASSE strasse, ＮＯＲＴＨ north Pyŏngyang’s pyongyang",),
+        ("THAAD는 THAAD thaad-x xthaad THAADs " * 4,),
+        ("Korea Herald", "korea", "North-East korea"),
+        ("ﬁnance finance Rus\u00adsia russia e\u0301cole école",),
+    ],
+)
+@pytest.mark.parametrize("casefold", [True, False])
+def test_token_spans_agree_with_joined_occurrences(values: tuple[str, ...], casefold: bool) -> None:
+    # token_spans finds a word in the folded text directly; it must give the
+    # same spans, in the same order, as mapping its occurrences in ``joined``.
+    ft = FieldText(values, casefold)
+    for token in dict.fromkeys(ft.tokens):
+        needle = f" {token} "
+        expected = []
+        i = ft.joined.find(needle)
+        while i >= 0:
+            expected.append(ft.display_span(i + 1, i + 1 + len(token)))
+            i = ft.joined.find(needle, i + 1)
+        assert FieldText(values, casefold).token_spans(token, 10) == expected[:10]
+        assert ft.token_spans(token, 2) == expected[:2]  # a later, longer ask extends the list
+        assert ft.token_spans(token, 10) == expected[:10]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Les droits de l’Homme — égalité, fraternité. " * 10,
+        "North Korea (북한) said “no” to THAAD; Pyŏngyang’s reply… " * 10,
+        "Straße and İstanbul and ﬁnance in a mostly ASCII sentence. " * 10,
+        "Cherokee ꭰ and Ꭰ and café " * 10,
+    ],
+)
+@pytest.mark.parametrize("casefold", [True, False])
+def test_fold_of_mostly_ascii_text_agrees_with_folding_char_by_char(
+    text: str, casefold: bool
+) -> None:
+    # fold() replaces each distinct character in bulk when every one folds to
+    # itself or to one ASCII character; char by char is the reference.
+    assert fold(text, casefold) == _Folder(casefold)._fold_sparse(text)

@@ -291,13 +291,20 @@ def occurrences(leaves: tuple[TermLeaf, ...], view: View, name: str) -> list[Occ
     """Where any of ``leaves`` occurs in field ``name``."""
     ft = view.fields[name]
     joined = ft.joined
+    # The cheap test first (most fields do not hold the term): a set lookup,
+    # in the field's own set if built, else in the "*" set that is always
+    # there (building the set of a long content costs more than it saves).
+    sets = view.sets
+    words = sets.get(name)  # dict.get: no lazy build
+    if words is None:
+        words = sets[ANY_DEFAULT] if name in DEFAULT_FIELDS else sets[name]
     out: list[Occurrence] = []
     for leaf in leaves:
         if name not in fields_of(leaf.field):
             continue
         single = leaf.pattern.single
-        if single is not None and single not in view.sets[name]:
-            continue  # the cheap test first: most fields do not hold the term
+        if single is not None and single not in words:
+            continue
         if ft.value_counts is not None:
             pos = ft.positions()
             for start, end in leaf.pattern.occurrences(ft):

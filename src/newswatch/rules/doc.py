@@ -11,6 +11,7 @@ NEAR rule or an explanation asks for them.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from itertools import accumulate, count
@@ -20,10 +21,10 @@ from typing import Final
 from newswatch.model import Article, Hit
 from newswatch.rules.query import DEFAULT_FIELDS
 from newswatch.rules.text import (
+    _CLASS_TABLE,
     CJK,
     HANGUL,
     MAX_FIELD_CHARS,
-    NON_ASCII,
     SEA,
     char_class,
     fast_tokens,
@@ -60,12 +61,18 @@ def field_values(article: Article) -> dict[str, tuple[str, ...]]:
     }
 
 
+def _class_at(text: str, i: int) -> int:
+    """``char_class(text[i])``, with the table lookup inlined for the BMP."""
+    cp = ord(text[i])
+    return _CLASS_TABLE[cp] if cp < 0x10000 else char_class(text[i])
+
+
 class _Places:
     """Where one token occurs as a whole token, in ``joined`` and in the folded
     text, in the same order: the m-th of one is the m-th of the other. Both
     lists grow only as far as a lookup needs."""
 
-    __slots__ = ("cls", "in_joined", "in_norm", "needle", "token")
+    __slots__ = ("cls", "in_joined", "in_norm", "needle", "norm_done", "token")
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -73,6 +80,30 @@ class _Places:
         self.cls = char_class(token[0])
         self.in_joined: list[int] = []
         self.in_norm: list[int] = []
+        self.norm_done = False  # every occurrence in the folded text is in ``in_norm``
+
+    def _next_in_norm(self, norm: str) -> bool:
+        """Append the next whole-token occurrence in ``norm``; False when there is none."""
+        in_norm, token, cls = self.in_norm, self.token, self.cls
+        size, end = len(token), len(norm)
+        i = norm.find(token, in_norm[-1] + 1 if in_norm else 0)
+        while i >= 0 and not (
+            (i == 0 or _class_at(norm, i - 1) != cls)
+            and (i + size == end or _class_at(norm, i + size) != cls)
+        ):
+            i = norm.find(token, i + 1)
+        if i < 0:
+            self.norm_done = True
+            return False
+        in_norm.append(i)
+        return True
+
+    def first_in_norm(self, norm: str, limit: int) -> list[int]:
+        """Offsets in ``norm`` of the first ``limit`` occurrences (fewer if there are not)."""
+        in_norm = self.in_norm
+        while len(in_norm) < limit and not self.norm_done and self._next_in_norm(norm):
+            pass
+        return in_norm[:limit]
 
     def norm_offset(self, joined: str, norm: str, jstart: int) -> int:
         """Offset in ``norm`` of the token that starts at ``joined[jstart]``."""
@@ -83,19 +114,11 @@ class _Places:
                 raise ValueError(f"{self.token!r} is not a token at {jstart}")  # pragma: no cover
             in_joined.append(i + 1)
         m = bisect_left(in_joined, jstart)
-        in_norm, token, cls = self.in_norm, self.token, self.cls
-        size, end = len(token), len(norm)
-        while len(in_norm) <= m:
-            i = norm.find(token, in_norm[-1] + 1 if in_norm else 0)
-            while i >= 0 and not (
-                (i == 0 or char_class(norm[i - 1]) != cls)
-                and (i + size == end or char_class(norm[i + size]) != cls)
-            ):
-                i = norm.find(token, i + 1)
-            if i < 0:
-                raise ValueError(f"{token!r}: folded text and tokens disagree")  # pragma: no cover
-            in_norm.append(i)
-        return in_norm[m]
+        while len(self.in_norm) <= m:
+            if self.norm_done or not self._next_in_norm(norm):
+                problem = "folded text and tokens disagree"
+                raise ValueError(f"{self.token!r}: {problem}")  # pragma: no cover
+        return self.in_norm[m]
 
 
 class FieldText:
@@ -187,14 +210,30 @@ class FieldText:
         """Index of the token that holds ``joined[joffset]``."""
         return bisect_right(self.jstarts(), joffset) - 1
 
+    def _token_places(self, token: str) -> _Places:
+        places = self._places.get(token)
+        if places is None:
+            places = self._places[token] = _Places(token)
+        return places
+
+    def token_spans(self, token: str, limit: int) -> list[tuple[int, int]]:
+        """Display spans of the first ``limit`` occurrences of the whole token
+        ``token``: the same ones, in the same order, as its occurrences in
+        ``joined``, but found in the folded text directly (the common case of
+        an explanation: a single word)."""
+        norm, offmap = self.folded()
+        size = len(token)
+        offsets = self._token_places(token).first_in_norm(norm, limit)
+        if offmap is None:
+            return [(i, i + size) for i in offsets]
+        return [to_original(offmap, i, i + size) for i in offsets]
+
     def _to_norm(self, joffset: int) -> int:
         """Map an offset inside a token of ``joined`` to the folded text."""
         joined = self.joined
         start = joined.rfind(" ", 0, joffset + 1) + 1
         token = joined[start : joined.find(" ", start)]
-        places = self._places.get(token)
-        if places is None:
-            places = self._places[token] = _Places(token)
+        places = self._token_places(token)
         return places.norm_offset(joined, self.folded()[0], start) + (joffset - start)
 
     def display_span(self, jstart: int, jend: int) -> tuple[int, int]:
@@ -207,16 +246,22 @@ class FieldText:
         return to_original(self.folded()[1], start, end)
 
 
+# Hangul, CJK and Thai/Lao/Khmer/Myanmar all lie at or above U+0E00: a token
+# without such a character (accented Latin, say) adds no lookup keys.
+_FROM_U0E00: Final = re.compile("[\u0e00-\U0010ffff]")
+
+
 def _non_ascii_tokens(joined: str) -> list[str]:
-    """The tokens of ``joined`` that hold a non-ASCII character."""
+    """The tokens of ``joined`` that may be Hangul, CJK or SEA (a superset:
+    every token holding a character from U+0E00 up)."""
     out: list[str] = []
-    m = NON_ASCII.search(joined)
+    m = _FROM_U0E00.search(joined)
     while m is not None:
         i = m.start()
         start = joined.rfind(" ", 0, i) + 1
         end = joined.find(" ", i)
         out.append(joined[start:end])
-        m = NON_ASCII.search(joined, end)
+        m = _FROM_U0E00.search(joined, end)
     return out
 
 
@@ -245,16 +290,40 @@ def _field_text(values: tuple[str, ...], casefold: bool) -> FieldText:
     return empty
 
 
+class _FieldSets(dict[str, set[str]]):
+    """Token set per field, built on first use. Unfielded terms (nearly all)
+    look at ``"*"``, built up front; a set per field is built only when a
+    ``title:``/``url:``/... term or an explanation asks for it."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: dict[str, FieldText], default: set[str]) -> None:
+        super().__init__()
+        self._fields = fields
+        self["*"] = default
+
+    def __missing__(self, name: str) -> set[str]:
+        found = self[name] = set(self._fields[name].tokens)
+        return found
+
+
+# Fields outside the default ("*") set: their tokens are presearch keys too.
+OTHER_FIELDS: Final = ("author", "source", "url", "category")
+
+
 class View:
     """All fields of one article, folded one way (case-insensitive or not).
 
     ``sets`` and ``joins`` are keyed by field name and by ``"*"`` (title,
-    summary and content together).
+    summary and content together). The presearch keys an article offers are
+    ``lookup`` (the ``"*"`` set itself, not a copy) plus ``extra``: the
+    tokens of the other fields and the Hangul/CJK keys, usually a few.
     """
 
     __slots__ = (
         "_prefix3",
         "doc",
+        "extra",
         "fields",
         "hits",
         "joins",
@@ -266,25 +335,33 @@ class View:
         self.doc = doc
         fields = {name: _field_text(vals, casefold) for name, vals in doc.values.items()}
         self.fields = fields
-        sets = {name: set(ft.tokens) for name, ft in fields.items()}
-        default = sets["title"] | sets["summary"] | sets["content"]
-        lookup = default.union(sets["author"], sets["source"], sets["url"], sets["category"])
-        sets["*"] = default
-        self.sets = sets
+        # One set for title, summary and content, built from the token lists
+        # (content first: it is the largest), rather than a set per field and
+        # then their union: most rules never look at one field alone.
+        default = set(fields["content"].tokens)
+        default.update(fields["title"].tokens, fields["summary"].tokens)
+        self.sets = _FieldSets(fields, default)
+        extra: set[str] = set()
+        for name in OTHER_FIELDS:
+            tokens = fields[name].tokens
+            if tokens:
+                extra.update(tokens)
+        extra -= default
         joins = {name: ft.joined for name, ft in fields.items()}
         joins["*"] = "\n".join([joins[f] for f in DEFAULT_FIELDS])
         self.joins = joins
         odd: list[str] = []
-        for name, ft in fields.items():
+        for ft in fields.values():
             joined = ft.joined
             if not joined.isascii():
                 if len(joined.encode()) - len(joined) > len(joined) // MOSTLY_NON_ASCII:
-                    odd.extend(t for t in sets[name] if not t.isascii())
+                    odd.extend(t for t in set(ft.tokens) if not t.isascii())
                 else:
                     odd.extend(_non_ascii_tokens(joined))
         if odd:
-            lookup |= _lookup_extras(odd)
-        self.lookup = lookup
+            extra |= _lookup_extras(odd)
+        self.lookup = default
+        self.extra = extra
         self._prefix3: set[str] | None = None
         # Explanations of many rules share terms: (term label, field) -> hits.
         self.hits: dict[tuple[str, str], tuple[Hit, ...]] = {}
@@ -293,6 +370,7 @@ class View:
         """First three characters of every token (the key of prefix* terms)."""
         if self._prefix3 is None:
             self._prefix3 = {t[:3] for t in self.lookup if len(t) >= 3}
+            self._prefix3.update(t[:3] for t in self.extra if len(t) >= 3)
         return self._prefix3
 
 

@@ -7,8 +7,6 @@ article's own field text (multi-valued fields joined with ", ").
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
@@ -42,7 +40,6 @@ SNIPPET_SNAP: Final = 20  # how far to look for a space to cut at
 # shown by every renderer anyway.
 SNIPPET_FIELDS: Final = ("content", "summary", "title", "author", "source", "category", "url")
 ELLIPSIS: Final = "…"
-_ODD_SPACE: Final = re.compile(r"\s{2,}|[^\S ]")  # what collapsing changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +68,31 @@ class Verdict:
 def _term_hits(leaf: TermLeaf, view: View, names: tuple[str, ...]) -> list[Hit]:
     hits: list[Hit] = []
     cache = view.hits
+    label, pattern = leaf.label, leaf.pattern
+    single = pattern.single
+    # A word absent from the token set of the term's field(s) (an OR branch
+    # that did not match, say) has no hits: one set lookup for all fields.
+    words = view.sets[leaf.field]
+    if single is not None and single not in words:
+        return hits
     for name in names:
-        found = cache.get((leaf.label, name))
+        key = (label, name)
+        found = cache.get(key)
         if found is None:
             ft = view.fields[name]
-            spans = [
-                ft.display_span(s, e)
-                for s, e in islice(leaf.pattern.occurrences(ft), MAX_TERM_HITS)
-            ]
-            found = cache[(leaf.label, name)] = tuple(Hit(leaf.label, name, s, e) for s, e in spans)
+            if single is not None:
+                if single not in view.sets[name]:  # built once per article and field
+                    cache[key] = ()
+                    continue
+                # One word: look it up in the folded text directly.
+                spans = ft.token_spans(single, MAX_TERM_HITS)
+                found = tuple([Hit(label, name, s, e) for s, e in spans])
+            elif pattern.rx is None and pattern.search not in ft.joined:
+                found = ()  # most (term, field) pairs: one C-speed test, nothing to map
+            else:
+                occurrences = islice(pattern.occurrences(ft), MAX_TERM_HITS)
+                found = tuple([Hit(label, name, *ft.display_span(s, e)) for s, e in occurrences])
+            cache[key] = found
         hits.extend(found)
     return hits
 
@@ -190,8 +203,11 @@ def explanation(plan: Plan, view: View) -> Explanation:
     return Explanation(hits=tuple(hits), snippet=snippet, highlights=highlights)
 
 
+_FIELD_ORDER: Final = {name: i for i, name in enumerate(FIELDS)}
+
+
 def _tidy(hits: list[Hit]) -> list[Hit]:
-    order = {name: i for i, name in enumerate(FIELDS)}
+    order = _FIELD_ORDER
     seen: set[tuple[str, int, int]] = set()
     out = []
     for hit in sorted(hits, key=lambda h: (order[h.field], h.start, -h.end)):
@@ -226,33 +242,38 @@ def make_snippet(view: View, hits: list[Hit]) -> tuple[str, tuple[tuple[int, int
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
-    # Collapse whitespace runs to one space; a window offset k moves left by
-    # the characters removed before it.
     window = text[start:end]
-    pieces: list[str] = []
-    run_ends: list[int] = []
-    removed: list[int] = []
-    last = 0
-    for m in _ODD_SPACE.finditer(window):
-        pieces.append(window[last : m.start()])
-        pieces.append(" ")
-        last = m.end()
-        run_ends.append(m.end())
-        removed.append((removed[-1] if removed else 0) + m.end() - m.start() - 1)
-    pieces.append(window[last:])
-    body = "".join(pieces)
-
-    def where(k: int) -> int:
-        i = bisect_right(run_ends, k) - 1
-        return k - (removed[i] if i >= 0 else 0)
-
     lead = ELLIPSIS if start > 0 else ""
     tail = ELLIPSIS if end < len(text) else ""
-    spans = []
+    # Every whitespace run becomes one space. The window has no whitespace at
+    # either end, so that is " ".join(window.split()), in C. If it keeps the
+    # length, no run was longer than one character and offsets only move by
+    # a constant (the usual case).
+    collapsed = " ".join(window.split())
+    if len(collapsed) == len(window):
+        shift = len(lead) - start
+        spans = tuple(
+            (h.start + shift, h.end + shift) for h in own if h.start >= start and h.end <= end
+        )
+        return lead + collapsed + tail, spans
+
+    # Whitespace runs were collapsed: map each highlighted offset k of the
+    # window on its own. Every run wholly before k became one space; inside a
+    # run (a regex hit may end there) offsets move along with it.
+    def where(k: int) -> int:
+        before = window[:k].rstrip()
+        n = len(" ".join(before.split()))
+        gap = k - len(before)  # whitespace just before k
+        if gap == 0:
+            return n
+        return n + gap if window[k : k + 1].isspace() else n + 1
+
+    lead_len = len(lead)
+    spans_list = []
     for h in own:
         if h.start >= start and h.end <= end:
-            spans.append((where(h.start - start) + len(lead), where(h.end - start) + len(lead)))
-    return lead + body + tail, tuple(spans)
+            spans_list.append((where(h.start - start) + lead_len, where(h.end - start) + lead_len))
+    return lead + collapsed + tail, tuple(spans_list)
 
 
 def miss_reason(plan: Plan, view: View) -> str:

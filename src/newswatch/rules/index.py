@@ -135,17 +135,29 @@ class _Presearch:
 
     def candidates(self, view: View, out: set[int]) -> None:
         out.update(self.always)
-        lookup = view.lookup
-        single, pairs = self.single, self.pairs
-        for key in lookup & self.keys:
+        lookup, extra = view.lookup, view.extra  # disjoint sets
+        single, pairs, keys = self.single, self.pairs, self.keys
+        found = lookup & keys
+        if extra:
+            found |= extra & keys
+        add, update = out.add, out.update  # _add, inlined: this loop is hot
+        for key in found:
             posting = single.get(key)
             if posting is not None:
-                _add(out, posting)
+                if isinstance(posting, int):
+                    add(posting)
+                else:
+                    update(posting)
             second = pairs.get(key)
             if second is not None:
                 for i in range(0, len(second), 2):
-                    if second[i] in lookup:
-                        _add(out, cast(Posting, second[i + 1]))
+                    key2 = second[i]
+                    if key2 in lookup or key2 in extra:
+                        posting = cast(Posting, second[i + 1])
+                        if isinstance(posting, int):
+                            add(posting)
+                        else:
+                            update(posting)
         if self.prefix:
             prefix = self.prefix
             if len(prefix) <= FEW_PREFIXES:

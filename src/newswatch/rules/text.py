@@ -166,6 +166,10 @@ _MOSTLY_ASCII: Final = 0.1
 _FOLD_CACHE_MAX: Final = 50_000
 
 
+_ASCII_BYTES: Final = bytes(range(128))
+_LOWER_ASCII: Final = bytes(b + 32 if 65 <= b <= 90 else b for b in range(256))
+
+
 class _Folder:
     """Per-character folding, cached as a ``str.translate`` table."""
 
@@ -193,7 +197,11 @@ class _Folder:
     def fold(self, text: str) -> tuple[str, list[int] | None]:
         if text.isascii():
             return (text.lower() if self.casefold else text), None
-        if len(text.encode()) - len(text) <= len(text) * _MOSTLY_ASCII:
+        raw = text.encode()
+        if len(raw) - len(text) <= len(text) * _MOSTLY_ASCII:
+            replaced = self._fold_replacing(text, raw)
+            if replaced is not None:
+                return replaced, None
             return self._fold_sparse(text)
         chars = set(text)
         self.learn(chars)
@@ -207,6 +215,27 @@ class _Folder:
             parts.append(folded)
             offmap.extend([i] * len(folded))
         return "".join(parts), offmap
+
+    def _fold_replacing(self, text: str, raw: bytes) -> str | None:
+        """Mostly ASCII, and each non-ASCII character folds to itself or to one
+        ASCII character (é -> e, ’ -> '): lower the ASCII letters in bulk and
+        replace each distinct other character everywhere at once, all in C.
+        None when some character folds otherwise (``_fold_sparse`` then)."""
+        chars = set(raw.translate(None, _ASCII_BYTES).decode())
+        self.learn(chars)
+        table = self.table
+        replacements: list[tuple[str, str]] = []
+        for ch in chars:
+            folded = table.get(ord(ch))
+            if folded is None:
+                continue  # folds to itself (Hangul, Han, ...)
+            if len(folded) != 1 or not folded.isascii():
+                return None
+            replacements.append((ch, folded))
+        out = raw.translate(_LOWER_ASCII).decode() if self.casefold else text
+        for ch, folded in replacements:
+            out = out.replace(ch, folded)  # ASCII output: later replacements leave it alone
+        return out
 
     def _fold_sparse(self, text: str) -> tuple[str, list[int] | None]:
         """Mostly ASCII: fold the ASCII stretches with str.lower, the rest one by one."""
