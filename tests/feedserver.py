@@ -4,6 +4,7 @@
         server.route("/feed.xml", body=RSS, etag='"v1"')
         server.sequence("/flaky.xml", [Reply(status=500), Reply(body=RSS)])
         server.route("/hook", status=204)           # a webhook receiver
+        server.route("/stuck", hold=True)           # answers after release()
         ... fetch server.url("/feed.xml"), post to server.url("/hook") ...
         assert server.hits("/feed.xml") == 1
         assert server.json_bodies("/hook") == [{"text": "..."}]
@@ -14,8 +15,12 @@ method alike; every request is recorded in ``server.requests`` as
 ``(method, path, headers, body)`` with lower-cased header names. A route can
 be replaced at any time with ``route`` or ``sequence``.
 
+A ``Reply(hold=True)`` keeps each request waiting, recorded but unanswered,
+until ``release()``: a send cut off mid-way, or a receiver that never
+answers. ``wait_for_requests`` tells when such a request has arrived.
+
 ``stop`` (or leaving the ``with`` block) is quick and leaves nothing behind:
-slow and trickling replies wake up and give up, and open keep-alive
+held, slow and trickling replies wake up and give up, and open keep-alive
 connections are shut down, so a test never hangs on the server.
 
 A pytest fixture is one line::
@@ -71,6 +76,8 @@ class Reply:
     before answering; ``trickle`` sends the body one byte per that many
     seconds after the headers. ``chunked`` sends the body with
     ``Transfer-Encoding: chunked`` (no Content-Length), in 64 KiB chunks.
+    ``hold`` keeps the request waiting, before any ``delay``, until the
+    server's ``release()``; ``stop()`` gives up on it without answering.
     """
 
     status: int = 200
@@ -83,6 +90,7 @@ class Reply:
     delay: float = 0.0
     trickle: float | None = None
     chunked: bool = False
+    hold: bool = False
 
     def encoded_body(self) -> bytes:
         data = self.body.encode("utf-8") if isinstance(self.body, str) else self.body
@@ -127,6 +135,9 @@ class FeedServer:
         self._routes: dict[str, _Route] = {}
         self._requests: list[RecordedRequest] = []
         self._stopping = threading.Event()
+        # Held requests wait on the event current when they arrived;
+        # release() sets it and puts a fresh one in its place.
+        self._release = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -136,6 +147,7 @@ class FeedServer:
         if self._httpd is not None:
             raise RuntimeError("FeedServer already started")
         self._stopping.clear()
+        self._release = threading.Event()
         self._httpd = _Server((self._host, 0), self)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -151,6 +163,7 @@ class FeedServer:
         if httpd is None:
             return
         self._stopping.set()  # wakes delayed and trickling replies
+        self.release()  # and held ones, which see _stopping and give up
         httpd.shutdown()
         httpd.close_connections(_JOIN_SECONDS)
         httpd.server_close()
@@ -204,6 +217,17 @@ class FeedServer:
                 route.hits, route.max_in_flight = old.hits, old.max_in_flight
             self._routes[path] = route
 
+    def release(self) -> None:
+        """Answer every request held so far by a ``Reply(hold=True)``.
+
+        Requests that arrive later at a route that still holds wait for the
+        next ``release()``; replace the route to stop holding."""
+        with self._lock:
+            released = self._release
+            if not self._stopping.is_set():  # once stopping, later arrivals go too
+                self._release = threading.Event()
+        released.set()
+
     def reset(self) -> None:
         """Forget all routes and recorded requests."""
         with self._lock:
@@ -255,18 +279,22 @@ class FeedServer:
 
     # ------------------------------------------------------------- used by the handler
 
-    def _begin(self, request: RecordedRequest) -> tuple[_Route | None, Reply | None, bytes]:
+    def _begin(
+        self, request: RecordedRequest
+    ) -> tuple[_Route | None, Reply | None, bytes, threading.Event]:
+        """Record ``request``; its route, reply, body and the event a held
+        reply waits on (taken here, so a release() right after arrival counts)."""
         with self._changed:
             self._requests.append(request)
             self._changed.notify_all()
             route = self._routes.get(_route_path(request.path))
             if route is None:
-                return None, None, b""
+                return None, None, b"", self._release
             route.hits += 1
             route.in_flight += 1
             route.max_in_flight = max(route.max_in_flight, route.in_flight)
             reply, body = route.next_reply()
-            return route, reply, body
+            return route, reply, body, self._release
 
     def _end(self, route: _Route | None) -> None:
         if route is not None:
@@ -373,11 +401,17 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         headers = {k.lower(): v for k, v in self.headers.items()}
         request = RecordedRequest(self.command, self.path, headers, self._read_body())
-        route, reply, body = owner._begin(request)
+        route, reply, body, released = owner._begin(request)
         try:
             if reply is None:
                 self._send(HTTPStatus.NOT_FOUND, {"Content-Type": "text/plain"}, b"no route")
-            elif not reply.delay or not owner._stopping.wait(reply.delay):
+                return
+            if reply.hold:
+                released.wait()  # stop() sets it too
+                if owner._stopping.is_set():
+                    self.close_connection = True
+                    return
+            if not reply.delay or not owner._stopping.wait(reply.delay):
                 self._reply(reply, body, headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (e.g. its deadline)

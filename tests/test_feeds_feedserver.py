@@ -141,3 +141,51 @@ def test_reset_and_restart_guard(server: FeedServer) -> None:
     assert server.hits("/a") == 0
     with pytest.raises(RuntimeError):
         server.start()
+
+
+async def test_held_requests_wait_for_release(server: FeedServer) -> None:
+    server.route("/h", body=b"late", hold=True)
+    async with httpx.AsyncClient() as client:
+        first = asyncio.create_task(client.get(server.url("/h")))
+        assert len(await asyncio.to_thread(server.wait_for_requests, 1, "/h")) == 1
+        await asyncio.sleep(0.2)
+        assert not first.done()  # arrived, and held
+        server.release()
+        assert (await first).content == b"late"
+
+        # A later request holds again until the next release ...
+        second = asyncio.create_task(client.get(server.url("/h")))
+        await asyncio.to_thread(server.wait_for_requests, 2, "/h")
+        await asyncio.sleep(0.2)
+        assert not second.done()
+        server.release()
+        assert (await second).status_code == 200
+
+        # ... unless the route is replaced.
+        server.route("/h", body=b"now")
+        assert (await client.get(server.url("/h"), timeout=2)).content == b"now"
+    assert server.max_in_flight("/h") == 1
+
+
+def test_stop_is_quick_with_a_request_held() -> None:
+    server = FeedServer().start()
+    server.route("/h", hold=True)  # never released
+    errors: list[BaseException] = []
+
+    def post() -> None:
+        try:
+            with httpx.Client() as client:
+                client.post(server.url("/h"), json={"a": 1})
+        except httpx.HTTPError as exc:
+            errors.append(exc)
+
+    poster = threading.Thread(target=post)
+    poster.start()
+    server.wait_for_requests(1, "/h")
+    started = time.monotonic()
+    server.stop()
+    poster.join(5)
+    assert time.monotonic() - started < 3
+    assert not poster.is_alive()
+    assert errors  # given up on, not answered
+    assert server.json_bodies("/h") == [{"a": 1}]

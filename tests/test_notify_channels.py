@@ -1,6 +1,6 @@
 """Webhook and console channels, and the channel registry.
 
-Webhooks go to a real HTTP server on 127.0.0.1 (tests/webhookserver.py).
+Webhooks go to a real HTTP server on 127.0.0.1 (tests/feedserver.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from feedserver import FeedServer, Reply
 from newswatch.config import (
     ChannelConfig,
     ConsoleChannelConfig,
@@ -34,18 +35,28 @@ from newswatch.notify.channels import (
 )
 from newswatch.notify.render import delivery_key
 from notify_samples import TITLE, alert
-from webhookserver import Reply, WebhookServer
 
 TOKEN = "XXXXsecretTOKENXXXX"
 QUERY_SECRET = "q-secret-42"
 HEADER_SECRET = "Bearer hdr-secret-99"
 NOW = datetime(2024, 6, 19, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
+HOOK = "/hook"
+SECRET_HOOK = f"/services/T000/B000/{TOKEN}"  # secret_path() without the query
+
+
+def hook_reply(
+    status: int = 200, headers: dict[str, str] | None = None, body: str = "", hold: bool = False
+) -> Reply:
+    """A webhook receiver's answer: no Content-Type unless in ``headers``."""
+    return Reply(status, body, content_type=None, headers=headers or {}, hold=hold)
 
 
 @pytest.fixture
-def hooks() -> Iterator[WebhookServer]:
-    with WebhookServer() as server:
+def hooks() -> Iterator[FeedServer]:
+    with FeedServer() as server:
+        server.route(HOOK, hook_reply())
+        server.route(SECRET_HOOK, hook_reply())
         yield server
 
 
@@ -56,7 +67,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def secret_path() -> str:
-    return f"/services/T000/B000/{TOKEN}?token={QUERY_SECRET}"
+    return f"{SECRET_HOOK}?token={QUERY_SECRET}"
 
 
 def webhook(url: str, http: httpx.AsyncClient, **changes: Any) -> WebhookChannel:
@@ -76,7 +87,7 @@ def assert_no_secrets(text: str | None) -> None:
 
 
 async def test_webhook_200_posts_the_json_payload(
-    hooks: WebhookServer, http: httpx.AsyncClient
+    hooks: FeedServer, http: httpx.AsyncClient
 ) -> None:
     result = await webhook(hooks.url(secret_path()), http).send(alert(3))
     assert result == DeliveryResult.success()
@@ -108,38 +119,42 @@ async def test_webhook_200_posts_the_json_payload(
 
 
 async def test_webhook_payload_keeps_korean_text(
-    hooks: WebhookServer, http: httpx.AsyncClient
+    hooks: FeedServer, http: httpx.AsyncClient
 ) -> None:
     title = "러시아·북한, 군사 협력 강화"
-    assert (await webhook(hooks.url(), http).send(alert(title=title))).ok
-    assert hooks.bodies()[0]["title"] == title
+    assert (await webhook(hooks.url(HOOK), http).send(alert(title=title))).ok
+    assert hooks.json_bodies(HOOK)[0]["title"] == title
 
 
 @pytest.mark.parametrize(
     ("reply", "permanent", "retry_after"),
     [
-        (Reply(500, body="boom"), False, None),
-        (Reply(502), False, None),
-        (Reply(503, {"Retry-After": "30"}), False, 30.0),
-        (Reply(408), False, None),
-        (Reply(429, {"Retry-After": "7"}), False, 7.0),
-        (Reply(429, {"Retry-After": format_datetime(NOW + 2 * MIN, usegmt=True)}), False, 120.0),
-        (Reply(429, {"Retry-After": "whenever"}), False, None),
-        (Reply(404, body="no such hook"), True, None),
-        (Reply(400), True, None),
-        (Reply(401), True, None),
-        (Reply(410), True, None),
-        (Reply(301, {"Location": "http://elsewhere.example/"}), True, None),
+        (hook_reply(500, body="boom"), False, None),
+        (hook_reply(502), False, None),
+        (hook_reply(503, {"Retry-After": "30"}), False, 30.0),
+        (hook_reply(408), False, None),
+        (hook_reply(429, {"Retry-After": "7"}), False, 7.0),
+        (
+            hook_reply(429, {"Retry-After": format_datetime(NOW + 2 * MIN, usegmt=True)}),
+            False,
+            120.0,
+        ),
+        (hook_reply(429, {"Retry-After": "whenever"}), False, None),
+        (hook_reply(404, body="no such hook"), True, None),
+        (hook_reply(400), True, None),
+        (hook_reply(401), True, None),
+        (hook_reply(410), True, None),
+        (hook_reply(301, {"Location": "http://elsewhere.example/"}), True, None),
     ],
 )
 async def test_webhook_statuses_are_classified(
-    hooks: WebhookServer,
+    hooks: FeedServer,
     http: httpx.AsyncClient,
     reply: Reply,
     permanent: bool,
     retry_after: float | None,
 ) -> None:
-    hooks.replies = [reply]
+    hooks.route(SECRET_HOOK, reply)
     result = await webhook(hooks.url(secret_path()), http).send(alert())
     assert not result.ok
     assert result.permanent is permanent
@@ -150,9 +165,9 @@ async def test_webhook_statuses_are_classified(
 
 
 async def test_webhook_errors_scrub_secrets_a_server_echoes(
-    hooks: WebhookServer, http: httpx.AsyncClient
+    hooks: FeedServer, http: httpx.AsyncClient
 ) -> None:
-    hooks.replies = [Reply(403, body=f"invalid token {TOKEN} for {secret_path()}")]
+    hooks.route(SECRET_HOOK, hook_reply(403, body=f"invalid token {TOKEN} for {secret_path()}"))
     result = await webhook(hooks.url(secret_path()), http).send(alert())
     assert result.permanent
     assert "invalid token ****" in (result.error or "")
@@ -160,10 +175,10 @@ async def test_webhook_errors_scrub_secrets_a_server_echoes(
 
 
 async def test_webhook_500_500_200_is_retry_retry_ok(
-    hooks: WebhookServer, http: httpx.AsyncClient
+    hooks: FeedServer, http: httpx.AsyncClient
 ) -> None:
-    hooks.replies = [Reply(500), Reply(500), Reply(200)]
-    channel = webhook(hooks.url(), http)
+    hooks.sequence(HOOK, [hook_reply(500), hook_reply(500), hook_reply(200)])
+    channel = webhook(hooks.url(HOOK), http)
     results = [await channel.send(alert()) for _ in range(3)]
     assert [r.ok for r in results] == [False, False, True]
     assert len(hooks.requests) == 3
@@ -184,8 +199,8 @@ async def test_webhook_connection_refused_is_a_retry(http: httpx.AsyncClient) ->
     assert_no_secrets(result.error)
 
 
-async def test_webhook_timeout_is_a_retry(hooks: WebhookServer, http: httpx.AsyncClient) -> None:
-    hooks.hold = True
+async def test_webhook_timeout_is_a_retry(hooks: FeedServer, http: httpx.AsyncClient) -> None:
+    hooks.route(SECRET_HOOK, hook_reply(hold=True))
     result = await webhook(hooks.url(secret_path()), http, timeout=0.2).send(alert())
     hooks.release()
     assert not result.ok

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from feedserver import FeedServer, Reply
 from newswatch.config import EmailChannelConfig, WebhookChannelConfig
 from newswatch.model import Alert, DeliveryResult, FetchResult, Match, Route
 from newswatch.notify.channels import Channel, ConsoleChannel, EmailChannel, WebhookChannel
@@ -28,11 +29,18 @@ from newswatch.notify.retry import MAX_ATTEMPTS, MAX_DELAY
 from newswatch.store.base import IngestItem, IngestResult, OutboxRow, OutboxStatus
 from notify_samples import T0, article, explanation
 from smtpserver import SmtpServer
-from webhookserver import Reply, WebhookServer
 
 TOKEN = "XXXXsecretTOKENXXXX"
 RULE = "russia-north-korea"
 LATER = MAX_DELAY + timedelta(minutes=1)  # past any backoff without Retry-After
+HOOK = f"/hooks/{TOKEN}"
+
+
+def hook_reply(
+    status: int = 200, headers: dict[str, str] | None = None, body: str = "", hold: bool = False
+) -> Reply:
+    """A webhook receiver's answer: no Content-Type unless in ``headers``."""
+    return Reply(status, body, content_type=None, headers=headers or {}, hold=hold)
 
 
 # --------------------------------------------------------------------------- fakes
@@ -258,8 +266,9 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def hooks() -> Iterator[WebhookServer]:
-    with WebhookServer() as server:
+def hooks() -> Iterator[FeedServer]:
+    with FeedServer() as server:
+        server.route(HOOK, hook_reply())
         yield server
 
 
@@ -310,11 +319,9 @@ def email_channel(smtp: SmtpServer) -> EmailChannel:
 
 
 def webhook_channel(
-    server: WebhookServer, http: httpx.AsyncClient, name: str = "desk-hook"
+    server: FeedServer, http: httpx.AsyncClient, name: str = "desk-hook"
 ) -> WebhookChannel:
-    cfg = WebhookChannelConfig.model_validate(
-        {"type": "webhook", "url": server.url(f"/hooks/{TOKEN}")}
-    )
+    cfg = WebhookChannelConfig.model_validate({"type": "webhook", "url": server.url(HOOK)})
     return WebhookChannel(name, cfg, http=http, clock=lambda: T0)
 
 
@@ -348,9 +355,9 @@ async def test_smtp_down_then_up_sends_exactly_one_email(store: Any, clock: Cloc
 
 
 async def test_webhook_500_500_200_delivers_exactly_once(
-    store: Any, clock: Clock, hooks: WebhookServer, http: httpx.AsyncClient
+    store: Any, clock: Clock, hooks: FeedServer, http: httpx.AsyncClient
 ) -> None:
-    hooks.replies = [Reply(500), Reply(500), Reply(200)]
+    hooks.sequence(HOOK, [hook_reply(500), hook_reply(500), hook_reply(200)])
     [row_id] = enqueue(store, clock, ["desk-hook"])
     loop = deliverer(store, {"desk-hook": webhook_channel(hooks, http)}, clock)
     total = DeliveryStats()
@@ -365,9 +372,9 @@ async def test_webhook_500_500_200_delivers_exactly_once(
 
 
 async def test_retry_after_sets_the_next_attempt(
-    store: Any, clock: Clock, hooks: WebhookServer, http: httpx.AsyncClient
+    store: Any, clock: Clock, hooks: FeedServer, http: httpx.AsyncClient
 ) -> None:
-    hooks.replies = [Reply(429, {"Retry-After": "7200"}), Reply(200)]
+    hooks.sequence(HOOK, [hook_reply(429, {"Retry-After": "7200"}), hook_reply(200)])
     [row_id] = enqueue(store, clock, ["desk-hook"])
     loop = deliverer(store, {"desk-hook": webhook_channel(hooks, http)}, clock)
     assert await loop.deliver_due() == DeliveryStats(retried=1)
@@ -381,9 +388,9 @@ async def test_retry_after_sets_the_next_attempt(
 
 
 async def test_permanent_failure_is_a_dead_letter_with_its_error(
-    store: Any, clock: Clock, hooks: WebhookServer, http: httpx.AsyncClient
+    store: Any, clock: Clock, hooks: FeedServer, http: httpx.AsyncClient
 ) -> None:
-    hooks.replies = [Reply(404, body="no such hook")]
+    hooks.route(HOOK, hook_reply(404, body="no such hook"))
     [row_id] = enqueue(store, clock, ["desk-hook"])
     loop = deliverer(store, {"desk-hook": webhook_channel(hooks, http)}, clock)
     assert await loop.drain() == DeliveryStats(dead=1)
@@ -432,9 +439,9 @@ async def test_row_for_an_unconfigured_channel_is_a_dead_letter(store: Any, cloc
 
 
 async def test_a_hanging_channel_never_holds_up_the_others(
-    store: Any, clock: Clock, hooks: WebhookServer, http: httpx.AsyncClient
+    store: Any, clock: Clock, hooks: FeedServer, http: httpx.AsyncClient
 ) -> None:
-    hooks.hold = True  # the webhook accepts connections and never answers
+    hooks.route(HOOK, hook_reply(hold=True))  # accepts connections and never answers
     out = io.StringIO()
     enqueue(store, clock, ["desk-hook", "console"], stories=3)
     channels: dict[str, Channel] = {
@@ -487,13 +494,13 @@ async def test_drain_sends_everything_due_and_stops_on_a_down_channel(
 
 
 async def test_cancellation_mid_send_releases_the_claimed_rows(
-    store: Any, clock: Clock, hooks: WebhookServer, http: httpx.AsyncClient
+    store: Any, clock: Clock, hooks: FeedServer, http: httpx.AsyncClient
 ) -> None:
-    hooks.hold = True
+    hooks.route(HOOK, hook_reply(hold=True))
     ids = enqueue(store, clock, ["desk-hook"], stories=3)
     loop = deliverer(store, {"desk-hook": webhook_channel(hooks, http)}, clock, concurrency=1)
     task = asyncio.create_task(loop.deliver_due())
-    assert await asyncio.to_thread(hooks.arrived.wait, 5)  # one send is in flight
+    assert await asyncio.to_thread(hooks.wait_for_requests, 1, HOOK, 5)  # one send in flight
     assert [r.status for r in rows(store).values()] == [OutboxStatus.SENDING] * 3
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -509,7 +516,7 @@ async def test_cancellation_mid_send_releases_the_claimed_rows(
 
     # After a restart they go out (the cut-off send may have arrived too:
     # delivery is at-least-once, and the Idempotency-Key repeats).
-    hooks.hold = False
+    hooks.route(HOOK, hook_reply())
     assert await loop.drain() == DeliveryStats(sent=3)
     assert [r.status for r in rows(store).values()] == [OutboxStatus.SENT] * 3
 
