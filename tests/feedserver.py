@@ -472,3 +472,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+
+def hook_reply(
+    status: int = 200, headers: dict[str, str] | None = None, body: str = "", hold: bool = False
+) -> Reply:
+    """A webhook receiver's answer: no Content-Type unless in ``headers``."""
+    return Reply(status, body, content_type=None, headers=headers or {}, hold=hold)

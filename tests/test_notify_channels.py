@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from feedserver import FeedServer, Reply
+from feedserver import FeedServer, Reply, hook_reply
 from newswatch.config import (
     ChannelConfig,
     ConsoleChannelConfig,
@@ -43,13 +43,6 @@ NOW = datetime(2024, 6, 19, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 HOOK = "/hook"
 SECRET_HOOK = f"/services/T000/B000/{TOKEN}"  # secret_path() without the query
-
-
-def hook_reply(
-    status: int = 200, headers: dict[str, str] | None = None, body: str = "", hold: bool = False
-) -> Reply:
-    """A webhook receiver's answer: no Content-Type unless in ``headers``."""
-    return Reply(status, body, content_type=None, headers=headers or {}, hold=hold)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from feedserver import FeedServer, Reply
+from feedserver import FeedServer, hook_reply
 from newswatch.config import EmailChannelConfig, WebhookChannelConfig
 from newswatch.model import Alert, DeliveryResult, FetchResult, Match, Route
 from newswatch.notify.channels import Channel, ConsoleChannel, EmailChannel, WebhookChannel
@@ -34,13 +34,6 @@ TOKEN = "XXXXsecretTOKENXXXX"
 RULE = "russia-north-korea"
 LATER = MAX_DELAY + timedelta(minutes=1)  # past any backoff without Retry-After
 HOOK = f"/hooks/{TOKEN}"
-
-
-def hook_reply(
-    status: int = 200, headers: dict[str, str] | None = None, body: str = "", hold: bool = False
-) -> Reply:
-    """A webhook receiver's answer: no Content-Type unless in ``headers``."""
-    return Reply(status, body, content_type=None, headers=headers or {}, hold=hold)
 
 
 # --------------------------------------------------------------------------- fakes
