@@ -18,13 +18,7 @@ from hypothesis import strategies as st
 from newswatch.model import Article, Hit
 from newswatch.rules import RuleSpec, compile_rules, describe, parse_query
 from newswatch.rules.doc import Doc
-from newswatch.rules.explain import (
-    ELLIPSIS,
-    SNIPPET_BEFORE,
-    SNIPPET_CHARS,
-    SNIPPET_SNAP,
-    make_snippet,
-)
+from newswatch.rules.explain import ELLIPSIS, make_snippet, snippet_window
 from newswatch.rules.index import text_article
 from newswatch.rules.query import FIELDS, And, Field, Near, Node, Not, Or, Phrase, Regex, Word
 from rules_reference import Reference, field_values
@@ -152,23 +146,9 @@ def test_describe_parses_back(node: Node) -> None:
 
 
 def _snippet_by_regex(text: str, own: list[Hit]) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """The snippet as first written: collapse with a regex, map offsets by runs."""
-    anchor = own[0] if own else None
-    start = 0 if anchor is None else max(0, anchor.start - SNIPPET_BEFORE)
-    if start > 0:
-        space = text.find(" ", start, min(start + SNIPPET_SNAP, anchor.start if anchor else start))
-        start = space + 1 if space >= 0 else start
-    end = min(len(text), start + SNIPPET_CHARS)
-    if anchor is not None:
-        end = max(end, anchor.end)
-    if end < len(text):
-        space = text.rfind(" ", max(start, end - SNIPPET_SNAP), end)
-        if space > (anchor.end if anchor else start):
-            end = space
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
+    """The snippet as first written: collapse with a regex, map offsets by runs
+    (the window is chosen by the same code; only the collapsing is re-done)."""
+    start, end = snippet_window(text, own[0] if own else None)
     window = text[start:end]
     pieces: list[str] = []
     run_ends: list[int] = []

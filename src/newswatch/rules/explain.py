@@ -218,15 +218,9 @@ def _tidy(hits: list[Hit]) -> list[Hit]:
     return out[:MAX_HITS]
 
 
-def make_snippet(view: View, hits: list[Hit]) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """About ``SNIPPET_CHARS`` of display text around the first hit, whitespace collapsed."""
-    with_hits = {h.field for h in hits}
-    name = next((f for f in SNIPPET_FIELDS if f in with_hits), "")
-    if not name:
-        name = next((f for f in SNIPPET_FIELDS if view.fields[f].display.strip()), "content")
-    text = view.fields[name].display
-    own = [h for h in hits if h.field == name]
-    anchor = own[0] if own else None
+def snippet_window(text: str, anchor: Hit | None) -> tuple[int, int]:
+    """The [start, end) of ``text`` a snippet shows: about ``SNIPPET_CHARS``
+    from a little before ``anchor``, snapped to spaces, whitespace trimmed."""
     start = 0 if anchor is None else max(0, anchor.start - SNIPPET_BEFORE)
     if start > 0:
         space = text.find(" ", start, min(start + SNIPPET_SNAP, anchor.start if anchor else start))
@@ -242,6 +236,18 @@ def make_snippet(view: View, hits: list[Hit]) -> tuple[str, tuple[tuple[int, int
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
+    return start, end
+
+
+def make_snippet(view: View, hits: list[Hit]) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """About ``SNIPPET_CHARS`` of display text around the first hit, whitespace collapsed."""
+    with_hits = {h.field for h in hits}
+    name = next((f for f in SNIPPET_FIELDS if f in with_hits), "")
+    if not name:
+        name = next((f for f in SNIPPET_FIELDS if view.fields[f].display.strip()), "content")
+    text = view.fields[name].display
+    own = [h for h in hits if h.field == name]
+    start, end = snippet_window(text, own[0] if own else None)
     window = text[start:end]
     lead = ELLIPSIS if start > 0 else ""
     tail = ELLIPSIS if end < len(text) else ""
