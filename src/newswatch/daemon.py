@@ -130,6 +130,12 @@ class App:
         config = loaded.config
         if state_url(config) != state_url(self.config):
             log.warning("the 'state' setting changed; it takes effect after a restart")
+        fetch_settings = ("concurrency", "per_host", "timeout", "max_bytes", "user_agent")
+        changed = [
+            k for k in fetch_settings if getattr(config.poll, k) != getattr(self.config.poll, k)
+        ]
+        if changed:
+            log.warning("poll.%s changed; it takes effect after a restart", ", poll.".join(changed))
         rules = Rules.from_config(config, compile_rules(rule_specs(config), config.aliases))
         if config.channels != self.config.channels:
             old = self.channels
