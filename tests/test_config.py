@@ -290,3 +290,18 @@ def test_opml_errors_name_the_entry(tmp_path: Path) -> None:
     msgs = problems(cfg)
     assert msgs[0].startswith(f"{cfg}:2: feeds[0].opml: cannot read OPML file")
     assert msgs[1].startswith(f"{cfg}:3: feeds[1].opml:") and "not valid OPML" in msgs[1]
+
+
+def test_retention(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path / "a.yaml", "{}\n"), env={}).config.retention == timedelta(
+        days=90
+    )
+    assert load_config(write(tmp_path / "b.yaml", "retention: 30d\n"), env={}).config.retention == (
+        timedelta(days=30)
+    )
+    assert (
+        load_config(write(tmp_path / "c.yaml", "retention: none\n"), env={}).config.retention
+        is None
+    )
+    [msg] = problems(write(tmp_path / "d.yaml", "retention: all\n"))
+    assert msg.startswith(f"{tmp_path / 'd.yaml'}:1: retention:")

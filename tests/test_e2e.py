@@ -454,3 +454,41 @@ async def test_two_replicas_on_one_database_alert_once(
     assert titles == sorted(i.title for i in items)
     assert {r.status for r in rows} == {OutboxStatus.SENT}
     assert len(rows) == 5
+
+
+async def test_retention_forgets_what_feeds_dropped_and_keeps_what_they_serve(
+    tmp_path: Path, feeds: FeedServer
+) -> None:
+    a = Item(title="Russia and North Korea: A", link="http://e.org/a", guid="a")
+    b = Item(title="Russia and North Korea: B", link="http://e.org/b", guid="b")
+    c = Item(title="Russia and North Korea: C", link="http://e.org/c", guid="c")
+    feeds.route("/f.xml", body=rss(a, b))
+    feeds.route("/hook", status=200)
+    loaded = write_config(
+        tmp_path,
+        f"""
+        retention: 90d
+        feeds: [{{url: "{feeds.url("/f.xml")}"}}]
+        channels: {{hook: {{type: webhook, url: "{feeds.url("/hook")}"}}}}
+        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: [hook]}}]
+        """,
+    )
+    clock = Clock()
+    async with App.open(loaded, clock=clock) as app:
+        await app.poller.poll_all()  # first poll: a and b stored, silent
+        clock.advance(timedelta(days=100))
+        feeds.route("/f.xml", body=rss(a, c))  # b dropped, c new, a still served
+        await app.poller.poll_all()
+        await app.deliverer.drain()
+
+        # The daemon's maintenance tick prunes at start-up.
+        daemon = Daemon(app, poll_tick=timedelta(hours=1), deliver_tick=FAST, reload_tick=FAST)
+        task = asyncio.create_task(daemon.run())
+        await wait_until(lambda: app.store.known_entry_keys(feeds.url("/f.xml"), ["b"]) == set())
+        daemon.stop()
+        await asyncio.wait_for(task, 5)
+        assert app.store.known_entry_keys(feeds.url("/f.xml"), ["a", "c"]) == {"a", "c"}
+
+        await app.poller.poll_all()  # a is still known: no alert for it
+        await app.deliverer.drain()
+    assert [body["title"] for body in feeds.json_bodies("/hook")] == [c.title]

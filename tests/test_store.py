@@ -32,6 +32,7 @@ from newswatch.store import (
     IngestItem,
     IngestResult,
     OutboxStatus,
+    PruneResult,
     SchemaVersionError,
     SqlStore,
     open_store,
@@ -42,6 +43,7 @@ from newswatch.store._dialect import normalize_url
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
+DAY = timedelta(days=1)
 
 
 # --- fixtures
@@ -599,3 +601,22 @@ def test_rule_backfill_runs_once_and_skips_what_was_alerted(store: SqlStore) -> 
     # Recording again (a second replica racing) adds nothing.
     assert store.record_backfill("new", found, T0 + 2 * MIN) == IngestResult(0, 0, 0)
     assert sorted(r.rule for r in store.outbox()) == ["new", "new", "r1"]
+
+
+def test_prune_forgets_old_unseen_articles_but_keeps_unsent_alerts(store: SqlStore) -> None:
+    ingest(store, [item(article("old-sent")), item(article("old-pending")), item(article("seen"))])
+    ingest(store, [item(article("fresh"))], at=T0 + 100 * DAY)
+    # "seen" is still in the feed's document 100 days later.
+    store.ingest(fetch(at=T0 + 100 * DAY), [], T0 + 100 * DAY, T0 + 101 * DAY, seen_again=["seen"])
+    by_title = {r.link.rsplit("/", 1)[1]: r for r in store.outbox()}
+    store.mark_sent(by_title["old-sent"].id, T0)
+    store.mark_sent(by_title["seen"].id, T0)
+    store.mark_sent(by_title["fresh"].id, T0 + 100 * DAY)
+
+    gone = store.prune(T0 + 90 * DAY)
+
+    assert gone == PruneResult(articles=1, matches=1, outbox=1)
+    left = {a.entry_key for a in store.iter_articles()}
+    assert left == {"old-pending", "seen", "fresh"}
+    assert store.known_entry_keys("feed-a", ["old-sent", "seen"]) == {"seen"}
+    assert store.prune(T0 + 90 * DAY) == PruneResult(0, 0, 0)

@@ -257,6 +257,16 @@ class Config(_Frozen):
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     rules: tuple[RuleConfig, ...] = ()
     aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Articles no feed has served for this long are forgotten (with their
+    # settled alerts); `none` keeps everything.
+    retention: Backfill = timedelta(days=90)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_is_a_duration(cls, v: object) -> object:
+        if v == "all":
+            raise ValueError("use a duration such as 90d, or none to keep everything")
+        return v
 
     @property
     def zone(self) -> ZoneInfo:

@@ -30,7 +30,7 @@ from newswatch.notify.channels import Channel, build_channels
 from newswatch.notify.deliver import Deliverer
 from newswatch.poll import Poller, Rules, summarize
 from newswatch.rules import compile_rules
-from newswatch.store.sql import SqlStore, open_store
+from newswatch.store.sql import PRUNE_BATCH, SqlStore, open_store
 
 log = logging.getLogger("newswatch.daemon")
 
@@ -39,6 +39,8 @@ log = logging.getLogger("newswatch.daemon")
 POLL_TICK = timedelta(seconds=5)
 DELIVER_TICK = timedelta(seconds=2)
 RELOAD_TICK = timedelta(seconds=3)
+# Retention: forget old articles this often (and once at start-up).
+MAINTENANCE_TICK = timedelta(hours=1)
 # On SIGTERM, in-flight work gets this long to finish before it is cancelled
 # (cancelled work releases its leases, so nothing is lost either way).
 SHUTDOWN_GRACE = timedelta(seconds=3)
@@ -168,7 +170,12 @@ class Daemon:
         reload_tick: timedelta = RELOAD_TICK,
     ) -> None:
         self.app = app
-        self._periods = {"poll": poll_tick, "deliver": deliver_tick, "reload": reload_tick}
+        self._periods = {
+            "poll": poll_tick,
+            "deliver": deliver_tick,
+            "reload": reload_tick,
+            "maintenance": MAINTENANCE_TICK,
+        }
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._fingerprint = app.loaded.fingerprint()
@@ -205,6 +212,7 @@ class Daemon:
             ("poll", self._tick_poll),
             ("deliver", self._tick_deliver),
             ("reload", self._tick_reload),
+            ("maintenance", self._tick_maintenance),
         ):
             seconds = self._periods[name].total_seconds()
             scheduler.add_job(job, "interval", seconds=seconds, id=name, next_run_time=now)
@@ -258,6 +266,9 @@ class Daemon:
     async def _tick_reload(self) -> None:
         self._start("reload", self._reload_if_changed)
 
+    async def _tick_maintenance(self) -> None:
+        self._start("maintenance", self._prune_once)
+
     def _reload_now(self) -> None:
         self._fingerprint = ()
         self._start("reload", self._reload_if_changed)
@@ -279,6 +290,29 @@ class Daemon:
             await self.app.deliverer.deliver_due()
         except Exception:
             log.exception("deliver tick failed")
+
+    async def _prune_once(self) -> None:
+        retention = self.app.config.retention
+        if not isinstance(retention, timedelta):
+            return
+        before = self.app.clock() - retention
+        articles = outbox = 0
+        try:
+            while not self._stop.is_set():
+                gone = await asyncio.to_thread(self.app.store.prune, before)
+                articles += gone.articles
+                outbox += gone.outbox
+                if gone.articles < PRUNE_BATCH:
+                    break
+        except Exception:
+            log.exception("retention: pruning old articles failed")
+        if articles:
+            log.info(
+                "retention: forgot %d articles not seen since %s (and %d settled alerts)",
+                articles,
+                before.strftime("%Y-%m-%d"),
+                outbox,
+            )
 
     async def _reload_if_changed(self) -> None:
         loaded = self.app.loaded

@@ -210,7 +210,12 @@ class Poller:
         if parsed.warning:
             log.warning("feed %s: %s", feed.display_name, parsed.warning)
         result = self.store.ingest(
-            fetch, items, now, self._next(feed, now, errors=0), warning=parsed.warning
+            fetch,
+            items,
+            now,
+            self._next(feed, now, errors=0),
+            warning=parsed.warning,
+            seen_again=sorted(known),
         )
         if first_poll and new and not any(may_alert):
             log.info(

@@ -10,6 +10,7 @@ from newswatch.store.base import (
     IngestResult,
     OutboxRow,
     OutboxStatus,
+    PruneResult,
     Store,
 )
 from newswatch.store.schema import SCHEMA_VERSION, SchemaVersionError
@@ -22,6 +23,7 @@ __all__ = [
     "IngestResult",
     "OutboxRow",
     "OutboxStatus",
+    "PruneResult",
     "SchemaVersionError",
     "SqlStore",
     "Store",

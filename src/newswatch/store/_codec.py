@@ -26,6 +26,7 @@ def article_values(article: Article, first_seen_at: datetime) -> dict[str, Any]:
         "source": article.source,
         "tags": list(article.tags),
         "first_seen_at": first_seen_at,
+        "last_seen_at": first_seen_at,
     }
 
 

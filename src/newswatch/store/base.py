@@ -58,6 +58,13 @@ class IngestResult:
 
 
 @dataclass(frozen=True, slots=True)
+class PruneResult:
+    articles: int
+    matches: int
+    outbox: int
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxRow:
     id: int
     rule: str
@@ -112,10 +119,13 @@ class Store(Protocol):
         now: datetime,
         next_poll_at: datetime,
         warning: str | None = None,
+        seen_again: Sequence[str] = (),
     ) -> IngestResult:
         """One transaction: store new articles (ignoring ones already stored),
         their matches and outbox rows, and the feed's success state (etag,
-        last_modified, last_success_at, errors reset, lease released)."""
+        last_modified, last_success_at, errors reset, lease released).
+        ``seen_again``: entry keys of stored articles the document still holds
+        (their last_seen_at moves to ``now``)."""
 
     # --- outbox
     def claim_outbox(
@@ -143,6 +153,11 @@ class Store(Protocol):
     def release_outbox(self, outbox_ids: Sequence[int]) -> None: ...
     def outbox(self, status: OutboxStatus | None = None, limit: int = 100) -> list[OutboxRow]: ...
     def retry_dead(self, outbox_ids: Sequence[int] | None, now: datetime) -> int: ...
+
+    # --- retention
+    def prune(self, before: datetime) -> PruneResult:
+        """Forget articles last seen before ``before`` with their matches and
+        settled outbox rows; articles with alerts still to send are kept."""
 
     # --- rule backfills
     def rules_to_backfill(self, rules: Sequence[str]) -> set[str]: ...

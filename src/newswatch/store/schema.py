@@ -82,9 +82,13 @@ articles = Table(
     Column("source", Text, nullable=False),
     Column("tags", JSON, nullable=False),  # list of str
     Column("first_seen_at", UTCDateTime, nullable=False),
+    # Last poll whose document still held the entry: retention prunes by it,
+    # so an entry a feed keeps serving is never forgotten and re-alerted.
+    Column("last_seen_at", UTCDateTime, nullable=False),
     UniqueConstraint("feed_key", "entry_key"),
     # iter_articles pages through (first_seen_at, id).
     Index(None, "first_seen_at", "id"),
+    Index(None, "last_seen_at"),
 )
 
 matches = Table(

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, and_, case, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, select, update
 from sqlalchemy.engine import URL, Connection, Engine
 
 from newswatch.model import Alert, Article, DeliveryMode, FetchResult
@@ -32,6 +32,7 @@ from newswatch.store.base import (
     IngestResult,
     OutboxRow,
     OutboxStatus,
+    PruneResult,
     Store,
 )
 from newswatch.store.schema import articles, feeds, matches, outbox, rule_backfills
@@ -40,6 +41,10 @@ from newswatch.store.schema import articles, feeds, matches, outbox, rule_backfi
 # table without holding one long read transaction (which would stop SQLite
 # from checkpointing its WAL).
 ARTICLE_PAGE = 500
+# Articles forgotten per prune call: one short write transaction, so polls and
+# deliveries on other threads or replicas never wait long; the maintenance
+# tick calls again while there is more.
+PRUNE_BATCH = 2000
 
 
 class SqlStore:
@@ -211,8 +216,15 @@ class SqlStore:
         now: datetime,
         next_poll_at: datetime,
         warning: str | None = None,
+        seen_again: Sequence[str] = (),
     ) -> IngestResult:
         with self._tx(write=True) as conn:
+            for chunk in chunks(seen_again):
+                conn.execute(
+                    update(articles)
+                    .where(articles.c.feed_key == fetch.feed_key, articles.c.entry_key.in_(chunk))
+                    .values(last_seen_at=now)
+                )
             new_articles = new_matches = 0
             routes: list[dict[str, Any]] = []
             # One statement, parameters per execution: SQLAlchemy compiles it
@@ -359,6 +371,31 @@ class SqlStore:
                 stmt = update(outbox).where(dead, outbox.c.id.in_(chunk)).values(values)
                 count += conn.execute(stmt).rowcount
         return count
+
+    # --- retention
+
+    def prune(self, before: datetime) -> PruneResult:
+        with self._tx(write=True) as conn:
+            unsettled = select(outbox.c.article_id).where(
+                outbox.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])
+            )
+            old = (
+                select(articles.c.id)
+                .where(articles.c.last_seen_at < before, articles.c.id.not_in(unsettled))
+                .limit(PRUNE_BATCH)
+            )
+            ids = list(conn.execute(old).scalars())
+            gone = PruneResult(0, 0, 0)
+            for chunk in chunks(ids):
+                n_outbox = conn.execute(delete(outbox).where(outbox.c.article_id.in_(chunk)))
+                n_matches = conn.execute(delete(matches).where(matches.c.article_id.in_(chunk)))
+                n_articles = conn.execute(delete(articles).where(articles.c.id.in_(chunk)))
+                gone = PruneResult(
+                    gone.articles + n_articles.rowcount,
+                    gone.matches + n_matches.rowcount,
+                    gone.outbox + n_outbox.rowcount,
+                )
+        return gone
 
     # --- rule backfills
 
