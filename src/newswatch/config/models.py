@@ -1,0 +1,264 @@
+"""Configuration values: durations, sizes, and the frozen pydantic models.
+
+``newswatch.config.load`` turns YAML into these; everything else reads them.
+Secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+# --------------------------------------------------------------------------- values
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> timedelta:
+    """'10m', '20s', '1.5h', '7d' or a number of seconds -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 30s, 10m, 2h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if not m:
+            raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 10m, 2h or 7d")
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError("expected a duration like 30s, 10m, 2h or 7d")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(value: object) -> int:
+    """'10MiB', '500KB', 2048 -> bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like 512KiB or 10MiB")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if not m:
+            raise ValueError(f"{value!r} is not a size; use e.g. 512KiB or 10MiB")
+        size = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "B").lower()])
+    else:
+        raise ValueError("expected a size like 512KiB or 10MiB")
+    if size <= 0:
+        raise ValueError("a size must be positive")
+    return size
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def _parse_backfill(value: object) -> timedelta | Literal["all"] | None:
+    if value is None or value is False or value in ("none", "off"):
+        return None
+    if value == "all":
+        return "all"
+    return parse_duration(value)
+
+
+Backfill = Annotated[timedelta | Literal["all"] | None, BeforeValidator(_parse_backfill)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- poll + feeds
+
+
+class PollSettings(_Frozen):
+    every: Duration = timedelta(minutes=10)
+    concurrency: int = Field(default=32, ge=1, le=1024)
+    per_host: int = Field(default=4, ge=1, le=256)
+    timeout: Duration = timedelta(seconds=20)
+    max_bytes: Size = 10 * 1024 * 1024
+    # Each feed's next poll is spread by up to this fraction of its interval so
+    # that hundreds of feeds added at once do not hit their hosts in lockstep.
+    jitter: float = Field(default=0.1, ge=0, le=0.5)
+    # Back off a failing feed: interval * 2**errors, capped here.
+    max_backoff: Duration = timedelta(hours=6)
+    user_agent: str | None = None
+
+
+class FeedConfig(_Frozen):
+    url: str | None = None
+    path: str | None = None
+    name: str | None = None
+    every: Duration | None = None
+    tags: tuple[str, ...] = ()
+    backfill: Backfill = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FeedConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("a feed needs exactly one of 'url' or 'path'")
+        if self.url is not None and not re.match(r"^(https?|file)://", self.url):
+            raise ValueError(f"feed url {self.url!r} must start with http://, https:// or file://")
+        return self
+
+    @property
+    def key(self) -> str:
+        """Stable identity in the store: the URL, or file:// + absolute path."""
+        if self.url is not None:
+            return self.url
+        assert self.path is not None
+        return Path(self.path).resolve().as_uri()
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.url or self.path or "?"
+
+
+# --------------------------------------------------------------------------- channels
+
+
+class ConsoleChannelConfig(_Frozen):
+    type: Literal["console"]
+    # "text" prints the plain text message; "json" one JSON object per line.
+    format: Literal["text", "json"] = "text"
+
+
+class SmtpSettings(_Frozen):
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True  # upgrade a plain connection (port 587)
+    tls: bool = False  # implicit TLS from the first byte (port 465)
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _tls_modes(self) -> SmtpSettings:
+        if self.tls and self.starttls:
+            raise ValueError("choose one of 'tls' (implicit, port 465) or 'starttls' (port 587)")
+        return self
+
+
+class EmailChannelConfig(_Frozen):
+    type: Literal["email"]
+    to: tuple[str, ...] = Field(min_length=1)
+    from_: str = Field(default="newswatch@localhost", alias="from")
+    smtp: SmtpSettings
+    subject_prefix: str = "[newswatch]"
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return (v,) if isinstance(v, str) else v
+
+
+class WebhookChannelConfig(_Frozen):
+    type: Literal["webhook"]
+    # The URL often embeds a token (Slack, Discord): treat it as a secret.
+    url: SecretStr
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    timeout: Duration = timedelta(seconds=15)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: SecretStr) -> SecretStr:
+        if not re.match(r"^https?://", v.get_secret_value()):
+            raise ValueError("webhook url must start with http:// or https://")
+        return v
+
+
+ChannelConfig = Annotated[
+    ConsoleChannelConfig | EmailChannelConfig | WebhookChannelConfig,
+    Field(discriminator="type"),
+]
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class NotifyTarget(_Frozen):
+    channel: str
+    # Digest scheduling arrives in a later issue; only immediate delivery now.
+    mode: Literal["immediate"] = "immediate"
+
+
+def _notify_item(v: object) -> object:
+    return {"channel": v} if isinstance(v, str) else v
+
+
+class RuleConfig(_Frozen):
+    name: str = Field(min_length=1)
+    query: str | None = None
+    all: tuple[str, ...] = ()
+    any: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    case: Literal["insensitive", "sensitive"] = "insensitive"
+    feeds: tuple[str, ...] = ()  # scope: feed names, URLs or tag:NAME; empty = all
+    notify: tuple[Annotated[NotifyTarget, BeforeValidator(_notify_item)], ...] = ()
+    backfill: Backfill = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> RuleConfig:
+        if not (self.query or self.all or self.any or self.none):
+            raise ValueError(
+                f"rule {self.name!r} has nothing to match: give 'query', 'all', 'any' or 'none'"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- top level
+
+
+class Config(_Frozen):
+    timezone: str = "UTC"
+    state: str = "sqlite:///var/newswatch.db"
+    poll: PollSettings = PollSettings()
+    feeds: tuple[FeedConfig, ...] = ()
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    rules: tuple[RuleConfig, ...] = ()
+    aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Articles no feed has served for this long are forgotten (with their
+    # settled alerts); `none` keeps everything.
+    retention: Backfill = timedelta(days=90)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_is_a_duration(cls, v: object) -> object:
+        if v == "all":
+            raise ValueError("use a duration such as 90d, or none to keep everything")
+        return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The `timezone` setting (validated when the configuration loads)."""
+        return ZoneInfo(self.timezone)
