@@ -343,12 +343,17 @@ async def test_bad_feeds_are_reported_and_healthy_feed_still_alerts(
 ) -> None:
     feeds.route("/good.xml", body=rss(seed_item()))
     feeds.route("/broken.xml", body=b"<rss><channel><title>x</title><item><title>half")
+    feeds.route(
+        "/partial.xml",
+        body=b"<rss><channel><title>x</title><item><title>Russia and North Korea, whole</title>"
+        b"<link>http://e.org/whole</link></item><item><title>cut off",
+    )
     feeds.route("/html.xml", body=b"<html><body>Not a feed</body></html>", content_type="text/html")
     feeds.route("/missing.xml", status=404, body=b"not here")
     feeds.route("/huge.xml", body=rss(*(seed_item() for _ in range(1))) + b" " * 300_000)
     feeds.route("/slow.xml", Reply(body=rss(seed_item()), trickle=0.2))
     feeds.route("/hook", status=200)
-    names = ["good", "broken", "html", "missing", "huge", "slow"]
+    names = ["good", "broken", "partial", "html", "missing", "huge", "slow"]
     feed_lines = "\n".join(
         f'  - {{url: "{feeds.url(f"/{n}.xml")}", name: {n}, backfill: all}}' for n in names
     )
@@ -370,13 +375,19 @@ async def test_bad_feeds_are_reported_and_healthy_feed_still_alerts(
     assert outcomes["slow"].error is not None
     assert "1.0" in outcomes["slow"].error or "deadline" in outcomes["slow"].error
     assert outcomes["html"].status == "failed"
-    # malformed XML: either partial entries with a warning, or a failure; never silent
-    broken = outcomes["broken"]
-    assert broken.status == "failed" or broken.warning
-    for name in ("missing", "huge", "slow", "html"):
+    # Malformed XML: nothing readable fails the feed; what can be read is
+    # used, with the problem kept as the feed's warning.
+    assert outcomes["broken"].status == "failed"
+    assert "no entries could be read" in (outcomes["broken"].error or "")
+    partial = outcomes["partial"]
+    assert partial.status == "updated" and partial.entries == 1
+    assert partial.warning is not None and "malformed feed" in partial.warning
+    assert states[feeds.url("/partial.xml")].last_error == partial.warning
+    for name in ("broken", "missing", "huge", "slow", "html"):
         state = states[feeds.url(f"/{name}.xml")]
         assert state.consecutive_errors == 1 and state.last_error
-    assert [b["title"] for b in feeds.json_bodies("/hook")] == [SEED_TITLE]
+    titles = sorted(b["title"] for b in feeds.json_bodies("/hook"))
+    assert titles == sorted([SEED_TITLE, "Russia and North Korea, whole"])
 
 
 async def test_rule_backfill_alerts_on_stored_articles_once(
