@@ -330,8 +330,6 @@ async def test_webhook_500_500_200_delivers_exactly_once(tmp_path: Path, feeds: 
         assert row.status is OutboxStatus.SENT
         assert row.attempts == 3
     assert feeds.hits("/hook") == 3
-    statuses = [r for r in feeds.requests_to("/hook")]
-    assert len(statuses) == 3
     assert feeds.json_bodies("/hook")[-1]["title"] == SEED_TITLE
 
 

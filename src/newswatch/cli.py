@@ -9,21 +9,21 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 import httpx
 
 from newswatch.config import (
-    ChannelConfig,
+    Config,
     ConfigError,
-    EmailChannelConfig,
     LoadedConfig,
-    WebhookChannelConfig,
     load_config,
     parse_duration,
-    rule_specs,
 )
+
+if TYPE_CHECKING:
+    from newswatch.store.sql import SqlStore
 
 CONFIG_HELP = "Configuration file (env NEWSWATCH_CONFIG)."
 DEFAULT_CONFIG = "config/newswatch.yaml"
@@ -56,6 +56,15 @@ def _load(path: str) -> LoadedConfig:
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
         raise SystemExit(1) from None
+
+
+def _open_state(config: Config) -> SqlStore:
+    """The configuration's state database, schema created or checked; use
+    it in a ``with`` block."""
+    from newswatch.daemon import state_url
+    from newswatch.store.sql import open_store
+
+    return open_store(state_url(config))
 
 
 config_option = click.option(
@@ -114,12 +123,10 @@ def run(config_path: str, log_level: str) -> None:
 def check(config_path: str) -> None:
     """Validate the configuration and print what it holds (exit 0 or 1)."""
     from newswatch.daemon import safe_url, state_url
-    from newswatch.rules import compile_rules
 
     loaded = _load(config_path)
     config = loaded.config
-    index = compile_rules(rule_specs(config), config.aliases)
-    stats = index.stats()
+    stats = loaded.index.stats()
     click.echo(f"{loaded.path}: OK")
     click.echo(f"  timezone  {config.timezone}")
     click.echo(f"  state     {safe_url(state_url(config))}")
@@ -137,8 +144,8 @@ def check(config_path: str) -> None:
         state = "" if rule.enabled else " [disabled]"
         click.echo(f"    - {rule.name}{state} -> {targets}")
     click.echo(f"  channels  {len(config.channels)}")
-    for name, channel in config.channels.items():
-        click.echo(f"    - {name}: {_describe_channel(channel)}")
+    for name, description in asyncio.run(_describe_channels(config)).items():
+        click.echo(f"    - {name}: {description}")
 
 
 @main.command()
@@ -187,16 +194,9 @@ def poll(config_path: str, log_level: str, once: bool, dry_run: bool) -> None:
 @config_option
 def feeds(config_path: str) -> None:
     """Show each feed's state: last success, errors, next poll."""
-    from newswatch.daemon import state_url
-    from newswatch.store.sql import open_store
-
     loaded = _load(config_path)
-    store = open_store(state_url(loaded.config))
-    try:
-        store.create_schema()
+    with _open_state(loaded.config) as store:
         states = {s.feed_key: s for s in store.feed_states()}
-    finally:
-        store.close()
     rows = [("FEED", "ARTICLES", "LAST SUCCESS", "ERRORS", "NEXT POLL", "LAST ERROR")]
     for feed in loaded.config.feeds:
         s = states.get(feed.key)
@@ -230,17 +230,11 @@ def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int)
     ctx.obj = config_path
     if ctx.invoked_subcommand is not None:
         return
-    from newswatch.daemon import state_url
     from newswatch.store.base import OutboxStatus
-    from newswatch.store.sql import open_store
 
     loaded = _load(config_path)
-    store = open_store(state_url(loaded.config))
-    try:
-        store.create_schema()
+    with _open_state(loaded.config) as store:
         rows = store.outbox(OutboxStatus(status) if status else None, limit)
-    finally:
-        store.close()
     table = [("ID", "STATUS", "RULE", "CHANNEL", "ATTEMPTS", "TITLE", "LAST ERROR")]
     for r in rows:
         table.append(
@@ -263,18 +257,11 @@ def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int)
 @click.pass_obj
 def outbox_retry(config_path: str, ids: Sequence[int], all_: bool) -> None:
     """Send dead letters again (by ID, or --all)."""
-    from newswatch.daemon import state_url
-    from newswatch.store.sql import open_store
-
     if not ids and not all_:
         raise click.UsageError("give outbox IDs or --all")
     loaded = _load(config_path)
-    store = open_store(state_url(loaded.config))
-    try:
-        store.create_schema()
+    with _open_state(loaded.config) as store:
         n = store.retry_dead(None if all_ else list(ids), datetime.now(UTC))
-    finally:
-        store.close()
     click.echo(f"{n} dead letter(s) queued again")
 
 
@@ -328,6 +315,15 @@ def test_cmd(
     raise SystemExit(code)
 
 
+async def _describe_channels(config: Config) -> dict[str, str]:
+    """Each channel's own description (secrets masked), without sending."""
+    from newswatch.notify.channels import build_channels
+
+    async with httpx.AsyncClient() as http:
+        channels = build_channels(config.channels, http=http)
+        return {name: channel.describe() for name, channel in channels.items()}
+
+
 def _fail(message: str) -> NoReturn:
     click.echo(f"newswatch: {message}", err=True)
     raise SystemExit(2)
@@ -355,16 +351,3 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _describe_channel(cfg: ChannelConfig) -> str:
-    """A one-line description with every secret left out."""
-    if isinstance(cfg, EmailChannelConfig):
-        smtp = cfg.smtp
-        mode = "tls" if smtp.tls else ("starttls" if smtp.starttls else "plain")
-        user = f" as {smtp.username}" if smtp.username else ""
-        return f"email to {', '.join(cfg.to)} via {smtp.host}:{smtp.port} ({mode}){user}"
-    if isinstance(cfg, WebhookChannelConfig):
-        url = httpx.URL(cfg.url.get_secret_value())
-        return f"webhook {url.scheme}://{url.host}/**** (url hidden)"
-    return f"console ({cfg.format})"

@@ -24,12 +24,11 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import make_url
 
-from newswatch.config import Config, ConfigError, LoadedConfig, load_config, rule_specs
+from newswatch.config import Config, ConfigError, LoadedConfig, load_config
 from newswatch.feeds.fetch import Fetcher
 from newswatch.notify.channels import Channel, build_channels
 from newswatch.notify.deliver import Deliverer
 from newswatch.poll import Poller, Rules, summarize
-from newswatch.rules import compile_rules
 from newswatch.store.sql import PRUNE_BATCH, SqlStore, open_store
 
 log = logging.getLogger("newswatch.daemon")
@@ -86,7 +85,7 @@ class App:
     ) -> AsyncIterator[App]:
         config = loaded.config
         rng = rng or random.Random()
-        rules = Rules.from_config(config, compile_rules(rule_specs(config), config.aliases))
+        rules = Rules.from_config(config, loaded.index)
         async with contextlib.AsyncExitStack() as stack:
             store = await asyncio.to_thread(open_store, state_url(config))
             stack.push_async_callback(asyncio.to_thread, store.close)
@@ -138,7 +137,7 @@ class App:
         ]
         if changed:
             log.warning("poll.%s changed; it takes effect after a restart", ", poll.".join(changed))
-        rules = Rules.from_config(config, compile_rules(rule_specs(config), config.aliases))
+        rules = Rules.from_config(config, loaded.index)
         if config.channels != self.config.channels:
             old = self.channels
             self.channels = build_channels(

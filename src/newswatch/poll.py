@@ -21,7 +21,7 @@ from newswatch.config import Config, FeedConfig
 from newswatch.feeds.fetch import Fetcher
 from newswatch.feeds.normalize import normalize_feed
 from newswatch.feeds.parse import FeedParseError, parse_feed
-from newswatch.model import FetchResult, Match, Route
+from newswatch.model import Article, FetchResult, Match, ParsedFeed, Route
 from newswatch.notify.route import routes_for, targets_from_rules
 from newswatch.rules import RuleIndex
 from newswatch.schedule import alertable, next_poll_at
@@ -192,10 +192,7 @@ class Poller:
         self, feed: FeedConfig, fetch: FetchResult, rules: Rules, first_poll: bool
     ) -> FeedOutcome:
         """Parse, decide and store; runs in a worker thread."""
-        parsed = parse_feed(fetch.body or b"", url=fetch.url, content_type=fetch.content_type)
-        articles = normalize_feed(
-            parsed, feed_key=feed.key, source=feed.display_name, tags=feed.tags, base_url=fetch.url
-        )
+        parsed, articles = _read(feed, fetch)
         known = self.store.known_entry_keys(feed.key, [a.entry_key for a in articles])
         new = [a for a in articles if a.entry_key not in known]
         now = self.clock()
@@ -272,14 +269,9 @@ class Poller:
         if fetch.error is not None:
             return FeedOutcome(feed.key, feed.display_name, "failed", error=fetch.error)
         try:
-            parsed = await asyncio.to_thread(
-                parse_feed, fetch.body or b"", url=fetch.url, content_type=fetch.content_type
-            )
+            parsed, articles = await asyncio.to_thread(_read, feed, fetch)
         except FeedParseError as exc:
             return FeedOutcome(feed.key, feed.display_name, "failed", error=str(exc))
-        articles = normalize_feed(
-            parsed, feed_key=feed.key, source=feed.display_name, tags=feed.tags, base_url=fetch.url
-        )
         matches = tuple(m for a in articles for m in self.rules.index.match(a))
         return FeedOutcome(
             feed.key,
@@ -289,6 +281,15 @@ class Poller:
             matches=matches,
             warning=parsed.warning,
         )
+
+
+def _read(feed: FeedConfig, fetch: FetchResult) -> tuple[ParsedFeed, list[Article]]:
+    """Parse fetched bytes and normalize the entries (raises FeedParseError)."""
+    parsed = parse_feed(fetch.body or b"", url=fetch.url, content_type=fetch.content_type)
+    articles = normalize_feed(
+        parsed, feed_key=feed.key, source=feed.display_name, tags=feed.tags, base_url=fetch.url
+    )
+    return parsed, articles
 
 
 def summarize(outcomes: Sequence[FeedOutcome]) -> str:

@@ -24,6 +24,7 @@ from newswatch.feeds.normalize import html_to_text, normalize_feed
 from newswatch.feeds.parse import FeedParseError, parse_feed
 from newswatch.model import Article
 from newswatch.rules import RuleIndex, RuleSpec, compile_rules
+from newswatch.rules.index import text_article
 
 _HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*|/[a-zA-Z]|!--)")
 
@@ -137,20 +138,7 @@ def _text_article(text: str, title: str, source: str) -> Article:
     if not title:
         first, _, rest = body.strip().partition("\n")
         title, body = first.strip(), rest.strip() or body
-    return Article(
-        feed_key=source,
-        entry_key=source,
-        story_key=source,
-        title=title,
-        summary="",
-        content=body,
-        link="",
-        canonical_url="",
-        author="",
-        categories=(),
-        published=None,
-        source=source,
-    )
+    return text_article(body, title=title, source=source)
 
 
 def _file_articles(path: Path) -> list[Article]:
@@ -183,21 +171,17 @@ def _backtest(
     from newswatch.store.sql import open_store
 
     cutoff = datetime.now(UTC) - since
-    store = open_store(state_url(config))
     wanted = set(names)
     counts: Counter[str] = Counter()
     hits: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     total = 0
-    try:
-        store.create_schema()
+    with open_store(state_url(config)) as store:
         for article in store.iter_articles(cutoff):
             total += 1
             for m in index.match(article):
                 if m.rule in wanted:
                     counts[m.rule] += 1
                     hits[m.rule].append({"title": article.title, "link": article.link})
-    finally:
-        store.close()
     if as_json:
         click.echo(
             json.dumps(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from newswatch.config.models import Config
-from newswatch.rules import RuleSpec, check_rules
+from newswatch.rules import RuleIndex, RuleSpec, compile_checked
 
 # Where each value came from: path in the merged document -> (file, 1-based line).
 Location = tuple[str, int]
@@ -195,9 +195,11 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
     except ValidationError as exc:
         raise ConfigError([_pydantic_problem(doc, err) for err in exc.errors()]) from None
     problems.extend(_cross_check(config, doc))
-    if problems:
+    index, rule_problems = _compile_rules(config, doc)
+    problems.extend(rule_problems)
+    if problems or index is None:
         raise ConfigError(problems)
-    return LoadedConfig(config=config, path=path, files=(path, *watched))
+    return LoadedConfig(config=config, path=path, files=(path, *watched), index=index)
 
 
 def _expand_feeds(raw: Any, base: Path, doc: _Doc, problems: list[str]) -> Any:
@@ -361,8 +363,16 @@ def _cross_check(config: Config, doc: _Doc) -> list[str]:
                         f"(channels: {known})",
                     )
                 )
-    for err in check_rules(rule_specs(config), config.aliases):
-        n = next((k for k, r in enumerate(config.rules) if r.name == err.rule), None)
+    return problems
+
+
+def _compile_rules(config: Config, doc: _Doc) -> tuple[RuleIndex | None, list[str]]:
+    """The rule index, or every query problem with its file and line."""
+    index, errors = compile_checked(rule_specs(config), config.aliases)
+    position = {r.name: k for k, r in enumerate(config.rules)}
+    problems: list[str] = []
+    for err in errors:
+        n = position.get(err.rule)
         if err.key == "aliases":
             path: _Path = ("aliases",)
         elif n is None:
@@ -374,7 +384,7 @@ def _cross_check(config: Config, doc: _Doc) -> list[str]:
         loc = doc.where(path)
         prefix = f"{loc[0]}:{loc[1]}: " if loc else ""
         problems.append(f"{prefix}{_dotted(path)}: {err}")
-    return problems
+    return index, problems
 
 
 def rule_specs(config: Config) -> list[RuleSpec]:
@@ -395,9 +405,12 @@ def rule_specs(config: Config) -> list[RuleSpec]:
 
 @dataclass(frozen=True)
 class LoadedConfig:
+    """A validated configuration, where it came from, and its compiled rules."""
+
     config: Config
     path: Path
     files: tuple[Path, ...]
+    index: RuleIndex = field(repr=False, compare=False)
 
     def fingerprint(self) -> tuple[tuple[str, float], ...]:
         return _fingerprint(self.files)

@@ -8,7 +8,13 @@ See docs/rules.md for the language.
 
 from newswatch.rules.errors import QueryError
 from newswatch.rules.explain import Verdict
-from newswatch.rules.index import IndexStats, RuleIndex, check_rules, compile_rules
+from newswatch.rules.index import (
+    IndexStats,
+    RuleIndex,
+    check_rules,
+    compile_checked,
+    compile_rules,
+)
 from newswatch.rules.query import (
     Alias,
     And,
@@ -42,6 +48,7 @@ __all__ = [
     "Verdict",
     "Word",
     "check_rules",
+    "compile_checked",
     "compile_rules",
     "describe",
     "parse_query",
