@@ -5,8 +5,8 @@ property test against a brute-force reference in zones with odd changes."""
 from __future__ import annotations
 
 from collections import Counter
-from itertools import pairwise
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
