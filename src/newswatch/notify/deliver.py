@@ -157,9 +157,10 @@ class Deliverer:
 
     # ----------------------------------------------------------------- compose
 
-    async def compose(self) -> int:
+    async def compose(self, *, flush: bool = False) -> int:
         """Plan the waiting immediate rows and apply the decisions; returns
-        the number of notifications made."""
+        the number of notifications made. ``flush``: do not wait out group
+        windows (a one-shot run that exits afterwards)."""
         now = self._clock()
         rows = await asyncio.to_thread(self.store.pending_due, now, COMPOSE_BATCH)
         if not rows:
@@ -175,7 +176,14 @@ class Deliverer:
         mutes = await asyncio.to_thread(self.store.mutes, now)
         decisions = plan(
             rows,
-            PlanInput(targets=targets, sends=sends, mutes=mutes, now=now, max_items=self.max_items),
+            PlanInput(
+                targets=targets,
+                sends=sends,
+                mutes=mutes,
+                now=now,
+                max_items=self.max_items,
+                flush=flush,
+            ),
         )
         if not decisions:
             return 0
@@ -184,14 +192,14 @@ class Deliverer:
 
     # ----------------------------------------------------------------- send
 
-    async def deliver_due(self) -> DeliveryStats:
+    async def deliver_due(self, *, flush: bool = False) -> DeliveryStats:
         """One round: compose what is due, claim up to ``batch`` due
         notifications, send them, record outcomes.
 
         If cancelled while the claim itself runs, its notifications come back
         when their lease expires; at any later point they are released at once.
         """
-        composed = await self.compose()
+        composed = await self.compose(flush=flush)
         channels = self.channels
         now = self._clock()
         claimed = await asyncio.to_thread(
@@ -224,7 +232,7 @@ class Deliverer:
         self._report(state, {n.channel for n in claimed})
         return dataclasses.replace(state.stats(), composed=composed)
 
-    async def drain(self, *, max_rounds: int = 1000) -> DeliveryStats:
+    async def drain(self, *, max_rounds: int = 1000, flush: bool = False) -> DeliveryStats:
         """Run rounds until nothing due is left to try now.
 
         Stops when a round composes and records nothing (nothing due, or only
@@ -234,7 +242,7 @@ class Deliverer:
         """
         total = DeliveryStats()
         for _ in range(max_rounds):
-            stats = await self.deliver_due()
+            stats = await self.deliver_due(flush=flush)
             total += stats
             if stats.settled == 0 and stats.composed == 0:
                 break
@@ -301,7 +309,8 @@ class Deliverer:
         # completes in its thread and the notification must not also be released.
         state.unsettled.discard(n.id)
         now = self._clock()
-        what = f"{n.kind.value} {n.id} ({len(n.items)} item{'s' if len(n.items) != 1 else ''}) via {n.channel!r}"
+        plural = "s" if len(n.items) != 1 else ""
+        what = f"{n.kind.value} {n.id} ({len(n.items)} item{plural}) via {n.channel!r}"
         parts = max(n.parts_sent, result.parts_sent)
         try:
             if result.ok:

@@ -65,6 +65,9 @@ class PlanInput:
     mutes: Sequence[Mute]
     now: datetime
     max_items: int = MAX_ITEMS
+    # Send forming groups now instead of waiting their group_wait (a
+    # one-shot `poll --once` that exits afterwards). Holds still apply.
+    flush: bool = False
 
 
 def plan(rows: Sequence[PendingRow], given: PlanInput) -> list[Decision]:
@@ -170,7 +173,7 @@ def _plan_target(target_id: str, rows: list[PendingRow], given: PlanInput) -> li
     channel = rows[0].channel
     if group:
         deadline = min(r.created_at + _policy(r, given).group_wait for r in group)
-        if deadline <= now:
+        if deadline <= now or given.flush:
             decisions.extend(_compose(channel, target_id, group, given.max_items))
         else:
             ids = [r.id for r in group if not (r.hold_reason == GROUP and r.hold_until == deadline)]

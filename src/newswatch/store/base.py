@@ -339,9 +339,12 @@ class FeedQueue(Protocol):
         """Record polls that stored no articles (304, failures, unchanged
         bodies) in one transaction, releasing their leases."""
 
-    def ingest(self, update: FeedUpdate, items: Sequence[IngestItem]) -> IngestResult:
+    def ingest(
+        self, update: FeedUpdate, items: Sequence[IngestItem], seen_again: Sequence[str] = ()
+    ) -> IngestResult:
         """One transaction: resolve each item's story, store new articles
-        (and edits), their matches and outbox rows, and the feed's state."""
+        (and edits), their matches and outbox rows, and the feed's state.
+        ``seen_again``: entry keys of stored articles the document still holds."""
 
 
 class ArticleLog(Protocol):
@@ -410,11 +413,12 @@ class DigestLedger(Protocol):
         late: bool,
         max_items: int,
         send_empty: bool,
+        exclude_rules: Sequence[str] = (),
     ) -> DigestOutcome:
         """Once per (digest, period_end): claim the period, and put every
         pending row of its targets created before ``cutoff`` into digest
         notifications of at most ``max_items`` items (none if empty, unless
-        ``send_empty``)."""
+        ``send_empty``). Rows of ``exclude_rules`` (muted) stay pending."""
 
 
 class Locks(Protocol):

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any, ClassVar, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 import httpx
 
@@ -129,7 +129,7 @@ class HttpChannel:
     the masked destination shown in errors and descriptions.
     """
 
-    kind: ClassVar[str] = "http"
+    kind: str = "http"
 
     def __init__(
         self,
