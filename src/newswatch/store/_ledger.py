@@ -114,10 +114,13 @@ class LedgerMixin(Transactional):
         """Take (or renew) the lock ``name`` until ``until``; False while
         another owner holds it."""
         with self._tx(write=True) as conn:
+            # RETURNING, not rowcount: psycopg reports -1 for INSERT ... DO NOTHING.
             taken = conn.execute(
-                insert_ignore(conn, locks, "name").values(name=name, owner=owner, until=until)
-            ).rowcount
-            if taken:
+                insert_ignore(conn, locks, "name")
+                .values(name=name, owner=owner, until=until)
+                .returning(locks.c.name)
+            ).first()
+            if taken is not None:
                 return True
             renewed = conn.execute(
                 update(locks)

@@ -47,6 +47,9 @@ ALSO_LIMIT = 20
 # Items whose titles a notification listing shows.
 LISTING_TITLES = 3
 
+# hold_reason of rows held by a throttle (notify.plan.THROTTLE).
+THROTTLE_REASON = "throttle"
+
 _PENDING = OutboxStatus.PENDING.value
 _QUEUED = OutboxStatus.QUEUED.value
 
@@ -173,6 +176,12 @@ class OutboxMixin(Transactional):
                         outbox.c.target_id.in_(chunk),
                         outbox.c.composed_at >= since,
                         outbox.c.status.in_([_QUEUED, OutboxStatus.SENT.value]),
+                        # Items released from a throttle went out in a
+                        # summary: counting them would keep the window shut.
+                        or_(
+                            outbox.c.hold_reason.is_(None),
+                            ~outbox.c.hold_reason.startswith(THROTTLE_REASON),
+                        ),
                     )
                     .order_by(outbox.c.composed_at)
                 )
