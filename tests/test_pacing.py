@@ -109,6 +109,17 @@ def test_every_platform_has_its_sources_and_unpaced_kinds_have_none() -> None:
     assert pacing_for("slack") is PLATFORM_PACING["slack"]
 
 
+def test_waits_are_rounded_up_never_early() -> None:
+    thirds = Bucket(rate=3, per=timedelta(seconds=1), burst=1)
+    state = full(thirds, T0)
+    state, _ = take(thirds, state, T0)
+    waits = []
+    for _ in range(3):
+        state, wait = take(thirds, state, T0)
+        waits.append(wait)
+    assert waits == [timedelta(microseconds=m) for m in (333_334, 666_667, 1_000_000)]
+
+
 def test_idle_refills_to_the_burst_and_no_more() -> None:
     bucket = Bucket(rate=1, per=timedelta(seconds=1), burst=3)
     state = full(bucket, T0)
