@@ -45,7 +45,20 @@ from zoneinfo import ZoneInfo
 from cronsim import CronSim
 
 from newswatch.periods._wallclock import require_aware
-from newswatch.periods.spec import Schedule, star_step
+from newswatch.periods.spec import Schedule, parse_schedule, star_step
+
+# Schedule and parse_schedule are re-exported: callers wired before the
+# split import them from here.
+__all__ = [
+    "Period",
+    "Schedule",
+    "missed_fire",
+    "next_fire",
+    "parse_schedule",
+    "period_ending",
+    "period_of",
+    "previous_fire",
+]
 
 # previous_fire searches back from 1 minute, widening 4x a step, up to the
 # 50 years that cronsim itself searches forward before giving up.
