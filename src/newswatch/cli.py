@@ -216,55 +216,6 @@ def feeds(config_path: str) -> None:
     _table(rows)
 
 
-@main.group(invoke_without_command=True)
-@config_option
-@click.option(
-    "--status",
-    type=click.Choice(["pending", "sending", "sent", "dead"]),
-    help="Only rows in this state.",
-)
-@click.option("--limit", default=50, show_default=True)
-@click.pass_context
-def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int) -> None:
-    """List alerts in the outbox (pending, sent, dead letters)."""
-    ctx.obj = config_path
-    if ctx.invoked_subcommand is not None:
-        return
-    from newswatch.store.base import OutboxStatus
-
-    loaded = _load(config_path)
-    with _open_state(loaded.config) as store:
-        rows = store.outbox(OutboxStatus(status) if status else None, limit)
-    table = [("ID", "STATUS", "RULE", "CHANNEL", "ATTEMPTS", "TITLE", "LAST ERROR")]
-    for r in rows:
-        table.append(
-            (
-                str(r.id),
-                r.status.value,
-                r.rule,
-                r.channel,
-                str(r.attempts),
-                r.title[:50],
-                (r.last_error or "")[:60],
-            )
-        )
-    _table(table)
-
-
-@outbox.command("retry")
-@click.argument("ids", nargs=-1, type=int)
-@click.option("--all", "all_", is_flag=True, help="Retry every dead letter.")
-@click.pass_obj
-def outbox_retry(config_path: str, ids: Sequence[int], all_: bool) -> None:
-    """Send dead letters again (by ID, or --all)."""
-    if not ids and not all_:
-        raise click.UsageError("give outbox IDs or --all")
-    loaded = _load(config_path)
-    with _open_state(loaded.config) as store:
-        n = store.retry_dead(None if all_ else list(ids), datetime.now(UTC))
-    click.echo(f"{n} dead letter(s) queued again")
-
-
 @main.command("test")
 @config_option
 @click.option("--rule", "rule_names", multiple=True, help="Only this rule (repeatable).")
@@ -351,3 +302,7 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+# The delivery commands (outbox, channels, digest) register on `main`.
+from newswatch import cli_delivery  # noqa: E402, F401

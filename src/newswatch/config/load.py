@@ -196,6 +196,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
     except ValidationError as exc:
         raise ConfigError([_pydantic_problem(doc, err) for err in exc.errors()]) from None
     problems.extend(_cross_check(config, doc))
+    problems.extend(_check_templates(config, base, doc))
     index, rule_problems = _compile_rules(config, doc)
     problems.extend(rule_problems)
     if problems or index is None:
@@ -365,6 +366,19 @@ def _cross_check(config: Config, doc: _Doc) -> list[str]:
                     )
                 )
     return problems
+
+
+def _check_templates(config: Config, base: Path, doc: _Doc) -> list[str]:
+    """A `templates:` folder: every user template compiles and renders."""
+    if not config.templates:
+        return []
+    folder = (base / config.templates).resolve()
+    if not folder.is_dir():
+        return [doc.problem(("templates",), f"template folder {folder} does not exist")]
+    from newswatch.notify.render import check_templates
+    from newswatch.notify.templates import Templates
+
+    return check_templates(Templates(folder))
 
 
 def _compile_rules(config: Config, doc: _Doc) -> tuple[RuleIndex | None, list[str]]:

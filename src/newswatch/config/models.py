@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from newswatch.keys import feed_key_for
+from newswatch.periods import parse_quiet_hours, parse_schedule, parse_throttle
 
 # --------------------------------------------------------------------------- values
 
@@ -241,6 +242,27 @@ class NotifyTarget(_Frozen):
     group_wait: ZeroDuration | None = None
     throttle: str | None = None
     quiet_hours: str | None = None
+
+    @field_validator("digest")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_schedule(v)  # raises ValueError with the reason
+        return v
+
+    @field_validator("throttle")
+    @classmethod
+    def _throttle(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_throttle(v)
+        return v
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_quiet_hours(v)
+        return v
 
     @property
     def mode(self) -> Literal["immediate", "digest"]:

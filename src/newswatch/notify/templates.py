@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,17 @@ class Templates:
             return False
         return True
 
+    def parts(self, platform: str) -> set[str]:
+        """The parts a platform's templates define (``item`` for
+        ``slack/item.j2`` and ``slack/digest.item.j2``), shipped and user."""
+        found: set[str] = set()
+        for name in self._loader.list_templates():
+            folder, _, file = name.partition("/")
+            if folder == platform and file.endswith(".j2"):
+                stem = file.removesuffix(".j2")
+                found.add(stem.split(".", 1)[1] if stem.split(".", 1)[0] in _KINDS else stem)
+        return found
+
     def user_templates(self) -> list[str]:
         """Names of the user's template files (relative to ``user_dir``)."""
         if self.user_dir is None or not self.user_dir.is_dir():
@@ -186,6 +197,9 @@ class Templates:
         return sorted(
             str(p.relative_to(self.user_dir)) for p in self.user_dir.rglob("*.j2") if p.is_file()
         )
+
+
+_KINDS = frozenset(k.value for k in NotificationKind)
 
 
 def _names(platform: str, kind: NotificationKind | None, part: str) -> list[str]:
@@ -212,7 +226,3 @@ def _render_place(exc: BaseException, template: jinja2.Template) -> tuple[str | 
             name, line = filename, tb.tb_lineno
         tb = tb.tb_next
     return name, line
-
-
-def template_files(user_dir: Path) -> Sequence[Path]:
-    return sorted(p for p in user_dir.rglob("*.j2") if p.is_file())
