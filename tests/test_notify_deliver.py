@@ -305,7 +305,7 @@ def email_channel(smtp: SmtpServer) -> EmailChannel:
         {
             "type": "email",
             "to": ["desk@example.org"],
-            "smtp": {"host": smtp.host, "port": smtp.port, "starttls": False, "timeout": 2},
+            "smtp": {"host": smtp.host, "port": smtp.port, "starttls": False, "timeout": "2s"},
         }
     )
     return EmailChannel("desk-email", cfg, clock=lambda: T0)
