@@ -209,6 +209,15 @@ def test_rules_file_that_is_not_a_list(tmp_path: Path) -> None:
     assert problems(cfg) == [f"{tmp_path / 'more.yaml'}:1: rules: expected a list of rules"]
 
 
+def test_misspelt_key_of_a_rules_file_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path / "more.yaml", "alias: {nk: [DPRK]}\nrule:\n  - {name: a, query: x}\n")
+    cfg = write(tmp_path / "nw.yaml", "rules: [more.yaml]\n")
+    assert problems(cfg) == [
+        f"{tmp_path / 'more.yaml'}:1: alias: unknown setting 'alias'; did you mean 'aliases'?",
+        f"{tmp_path / 'more.yaml'}:2: rule: unknown setting 'rule'; did you mean 'rules'?",
+    ]
+
+
 def test_yaml_bomb_in_a_rule_file_is_an_error_of_that_file(tmp_path: Path) -> None:
     lines = ["- &a0 {name: x, query: lol, all: [lol, lol, lol, lol, lol, lol, lol, lol]}"]
     lines += [f"- &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]

@@ -17,6 +17,7 @@ Every problem becomes a ``Problem`` of one ``ConfigError``.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from newswatch.rules import RuleIndex, RuleSpec, compile_checked
 MIN_REMOTE_INTERVAL: Final = timedelta(minutes=1)
 
 _Stamp = tuple[int, int, int]  # st_mtime_ns, st_size, st_ino
+_RULE_FILE_KEYS: Final = ("aliases", "rules")
 
 
 class ConfigCache:
@@ -212,6 +214,11 @@ class _Rules:
         where = Locations(loc)
         at: DocPath = ()
         if isinstance(data, dict):  # {aliases: {...}, rules: [...]}
+            for key in data:
+                if key not in _RULE_FILE_KEYS:  # `rule:` would load no rules, silently
+                    hint = difflib.get_close_matches(str(key), _RULE_FILE_KEYS, n=1)
+                    also = f"; did you mean '{hint[0]}'?" if hint else " (use rules: and aliases:)"
+                    self.problems.append(where.problem((key,), f"unknown setting '{key}'{also}"))
             self._aliases(data.get("aliases"), loc.child("aliases"), where)
             data, at = data.get("rules"), ("rules",)
             loc = loc.child("rules") or loc
