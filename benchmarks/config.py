@@ -190,7 +190,9 @@ def main() -> int:
     old = baseline_loader(args.baseline_ref)
     queries = [r.query for r in make_rules(max(sizes))]
 
-    print(f"# Configuration loading ({platform.python_implementation()} {platform.python_version()})")
+    print(
+        f"# Configuration loading ({platform.python_implementation()} {platform.python_version()})"
+    )
     print()
     print(
         f"CPU seconds, one process; baseline: load.py at {args.baseline_ref}; "
@@ -219,7 +221,9 @@ def main() -> int:
     big = results.get(10_000)
     if big is not None:
         new, reload = big["new"] or 0.0, big["reload"] or 0.0
-        print(f"- {'PASS' if new < 5 else 'FAIL'}: 10,000 rules + 10,000 feeds load in {new:.2f} s (< 5 s)")
+        print(
+            f"- {'PASS' if new < 5 else 'FAIL'}: 10,000 rules + 10,000 feeds load in {new:.2f} s (< 5 s)"
+        )
         print(
             f"- {'PASS' if reload < 2 else 'FAIL'}: reload after one rule file changed "
             f"in {reload:.2f} s (< 2 s)"

@@ -147,3 +147,20 @@ def test_json_never_holds_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     for secret in ("SECRET-TOKEN", "T000", "hunter2", "dbpass-secret", "feedpass", "feedtoken"):
         assert secret not in out + err
     assert "hooks.example.org" in out  # described, masked
+
+
+def test_missing_local_feed_file_is_a_warning(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "nw.yaml",
+        """
+        feeds: [{path: feeds/later.xml, name: later}]
+        channels: {c: {type: console}}
+        rules: [{name: r, query: x, notify: [c]}]
+        """,
+    )
+    code, _, err = check("-c", str(cfg))
+    assert code == 0
+    assert f"{cfg}:1: warning: feeds[0].path: feed 'later': " in err
+    assert "does not exist (yet); polls will fail" in err
+    code, doc = check_json("-c", str(cfg), "--strict")
+    assert code == 1 and [w["path"] for w in doc["warnings"]] == ["feeds[0].path"]

@@ -293,3 +293,24 @@ def test_cached_file_with_new_env_is_interpolated_again(tmp_path: Path) -> None:
     urls = [c.config.channels["w"].url.get_secret_value() for c in (one, two)]  # type: ignore[union-attr]
     assert urls == ["https://a.example.org/1", "https://b.example.org/2"]
     assert cache.hits == 1
+
+
+def test_a_cached_main_file_gives_the_same_lines_again(tmp_path: Path) -> None:
+    write(tmp_path / "more.yaml", "- {name: f0, query: x}\n- {name: f1, query: y}\n")
+    cfg = write(
+        tmp_path / "nw.yaml",
+        """
+        rules:
+          - {name: a, query: x}
+          - more.yaml
+          - {name: b, query: x, notify: [nowhere]}
+        """,
+    )
+    cache = ConfigCache()
+    for _ in range(3):  # merging must not change the parsed tree the cache keeps
+        with pytest.raises(ConfigError) as info:
+            load_config(cfg, env={}, cache=cache)
+        assert [p.split(": rule 'b'")[0] for p in info.value.problems] == [
+            f"{cfg}:4: rules[3].notify[0]"
+        ]
+    assert cache.hits == 4
