@@ -42,8 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from corpus import make_rules  # noqa: E402
-
-from newswatch.config import ConfigCache, load_config, rule_specs  # noqa: E402
+from newswatch.config import load_config, rule_specs  # noqa: E402
 from newswatch.rules import compile_checked  # noqa: E402
 
 # The last main commit with the quadratic loader; `--baseline-ref` overrides.
@@ -221,9 +220,8 @@ def main() -> int:
     big = results.get(10_000)
     if big is not None:
         new, reload = big["new"] or 0.0, big["reload"] or 0.0
-        print(
-            f"- {'PASS' if new < 5 else 'FAIL'}: 10,000 rules + 10,000 feeds load in {new:.2f} s (< 5 s)"
-        )
+        verdict = "PASS" if new < 5 else "FAIL"
+        print(f"- {verdict}: 10,000 rules + 10,000 feeds load in {new:.2f} s (< 5 s)")
         print(
             f"- {'PASS' if reload < 2 else 'FAIL'}: reload after one rule file changed "
             f"in {reload:.2f} s (< 2 s)"
