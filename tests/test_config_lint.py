@@ -14,10 +14,11 @@ from newswatch.config.lint import address_problem, feed_label, is_local_feed
 
 CONSOLE = {"c": {"type": "console"}}
 FEED = {"url": "https://example.org/rss", "name": "Example", "tags": ["korea"]}
+UNNAMED = {"url": "https://example.org/unnamed"}
 
 
 def config(**given: Any) -> Config:
-    data: dict[str, Any] = {"feeds": [FEED], "channels": CONSOLE}
+    data: dict[str, Any] = {"feeds": [FEED, UNNAMED], "channels": CONSOLE}
     data.update(given)
     return Config.model_validate(data)
 
@@ -64,7 +65,7 @@ RULE_CASES: list[tuple[str, list[dict[str, Any]], list[tuple[str, str]]]] = [
     ("an alias of two is an OR", [rule(query="@nk -DPRK")], []),
     ("scope by tag", [rule(query="x", feeds=["tag:korea"])], []),
     ("scope by name, any case", [rule(query="x", feeds=["example"])], []),
-    ("scope by url", [rule(query="x", feeds=["https://example.org/rss"])], []),
+    ("scope by url", [rule(query="x", feeds=["https://example.org/unnamed"])], []),
     (
         "scope typo",
         [rule(query="x", feeds=["tag:koera"])],

@@ -242,8 +242,12 @@ def _lower_case_ops(text: str) -> Iterator[Tok]:
 
 
 def _scope_targets(feeds: tuple[FeedConfig, ...]) -> dict[str, str]:
-    """What a rule's ``feeds:`` entries are compared with, casefolded (as the
-    rule index does: a feed's key, its shown name, ``tag:NAME``) -> as written."""
+    """What a rule's ``feeds:`` entries are compared with, casefolded -> as written.
+
+    The same as the rule index compares (``rules.doc.Doc.scope_keys``: the
+    article's ``feed_key``, its ``source`` and ``tag:NAME``, which the poller
+    fills from ``feed.key``, ``feed.display_name`` and ``feed.tags``), so a
+    warning here means the scope really never matches."""
     out: dict[str, str] = {}
     for feed in feeds:
         for target in (feed.key, feed.display_name, *(f"tag:{t}" for t in feed.tags)):
