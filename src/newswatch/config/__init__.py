@@ -8,9 +8,9 @@ YAML editor understands: ``messages``). ``lint`` finds what loads but
 silently breaks alerting.
 """
 
+from newswatch.config.cache import ConfigCache
 from newswatch.config.lint import lint
 from newswatch.config.load import (
-    ConfigCache,
     LoadedConfig,
     load_config,
     rule_specs,
