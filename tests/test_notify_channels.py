@@ -210,7 +210,7 @@ async def test_webhook_connection_refused_is_a_retry(http: httpx.AsyncClient) ->
 
 async def test_webhook_timeout_is_a_retry(hooks: FeedServer, http: httpx.AsyncClient) -> None:
     hooks.route(SECRET_HOOK, hook_reply(hold=True))
-    result = await webhook(hooks.url(secret_path()), http, timeout=0.2).send(alert())
+    result = await webhook(hooks.url(secret_path()), http, timeout="0.2s").send(alert())
     hooks.release()
     assert not result.ok
     assert not result.permanent

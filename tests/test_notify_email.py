@@ -143,7 +143,7 @@ async def test_smtp_silent_server_times_out_as_a_retry() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()  # the kernel accepts; nobody ever says hello
         host, port = listener.getsockname()
-        channel = EmailChannel("desk-email", config(host, port, timeout=0.3))
+        channel = EmailChannel("desk-email", config(host, port, timeout="0.3s"))
         result = await channel.send(alert())
     assert not result.ok
     assert not result.permanent

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from newswatch.model import Item, Message, Notification, NotificationKind
-from newswatch.notify.templates import Markup, Templates
+from newswatch.notify.templates import Markup, TemplateError, Templates
 from newswatch.notify.text import (
     HEADLINE_MAX,
     SUMMARY_MAX,
@@ -353,20 +353,21 @@ def sample_notifications() -> list[Notification]:
     return out
 
 
-def check_templates(templates: Templates) -> list[str]:
+def check_templates(templates: Templates) -> list[TemplateError]:
     """Render every template the user folder overrides, for every kind of
     notification: each problem as ``file:line: message`` (a config error at
     load time, never a failed send at 3 a.m.)."""
-    from newswatch.notify.templates import PLATFORMS, TemplateError
+    from newswatch.notify.templates import PLATFORMS
 
     names = templates.user_templates()
     platforms = sorted({n.split("/", 1)[0] for n in names if "/" in n})
-    problems: list[str] = []
+    problems: list[TemplateError] = []
     for name in names:
         folder = name.split("/", 1)[0] if "/" in name else ""
         if folder not in PLATFORMS:
             known = ", ".join(sorted(PLATFORMS))
-            problems.append(f"{templates.user_dir}/{name}: not a template folder (use {known})")
+            where = f"{templates.user_dir}/{name}"
+            problems.append(TemplateError(where, 0, f"not in a template folder (use {known})"))
     rc = RenderContext(templates=templates, config_name="sample.yaml")
     seen: set[str] = set()
     for platform in platforms:
@@ -385,5 +386,6 @@ def check_templates(templates: Templates) -> list[str]:
                 except TemplateError as exc:
                     if str(exc) not in seen:  # once, for the first kind it broke
                         seen.add(str(exc))
-                        problems.append(f"{exc} (rendering a sample {notification.kind.value})")
+                        reason = f"{exc.reason} (rendering a sample {notification.kind.value})"
+                        problems.append(TemplateError(exc.file, exc.line, reason))
     return problems

@@ -90,6 +90,10 @@ def escape_for(markup: str, value: object) -> Markup:
 class TemplateError(Exception):
     """A template failed to compile or render; ``str()`` names file and line."""
 
+    def __init__(self, file: str, line: int, reason: str) -> None:
+        self.file, self.line, self.reason = file, line, reason
+        super().__init__(f"{file}:{line}: {reason}" if line else f"{file}: {reason}")
+
 
 @dataclass(frozen=True, slots=True)
 class _Platform:
@@ -161,16 +165,16 @@ class Templates:
         try:
             template = env.select_template(names)
         except jinja2.TemplatesNotFound as exc:
-            raise TemplateError(f"no template {' or '.join(names)}") from exc
+            raise TemplateError("templates", 0, f"no template {' or '.join(names)}") from exc
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(_where(exc.filename or exc.name, exc.lineno, exc.message)) from exc
+            raise TemplateError(*_where(exc.filename or exc.name, exc.lineno, exc.message)) from exc
         try:
             return template.render(context)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(_where(exc.filename or exc.name, exc.lineno, exc.message)) from exc
+            raise TemplateError(*_where(exc.filename or exc.name, exc.lineno, exc.message)) from exc
         except Exception as exc:  # an undefined name, a sandbox refusal, a filter error
             name, line = _render_place(exc, template)
-            raise TemplateError(_where(name, line, f"{type(exc).__name__}: {exc}")) from exc
+            raise TemplateError(*_where(name, line, f"{type(exc).__name__}: {exc}")) from exc
 
     def _exists(self, name: str) -> bool:
         try:
@@ -207,11 +211,8 @@ def _names(platform: str, kind: NotificationKind | None, part: str) -> list[str]
     return [*names, f"{platform}/{part}.j2"]
 
 
-def _where(name: str | None, line: int | None, message: str | None) -> str:
-    where = name or "template"
-    if line:
-        where = f"{where}:{line}"
-    return f"{where}: {message or 'template error'}"
+def _where(name: str | None, line: int | None, message: str | None) -> tuple[str, int, str]:
+    return name or "template", line or 0, message or "template error"
 
 
 def _render_place(exc: BaseException, template: jinja2.Template) -> tuple[str | None, int | None]:
