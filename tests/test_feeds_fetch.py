@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from feedserver import FeedServer, Reply, http_date
-from newswatch.feeds.fetch import MAX_REDIRECTS, Fetcher, _describe_http_error, default_user_agent
+from newswatch.feeds.describe import describe_http_error
+from newswatch.feeds.fetch import MAX_REDIRECTS, Fetcher, default_user_agent
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 MiB = 1024 * 1024
@@ -320,18 +321,18 @@ def test_transport_error_texts() -> None:
         return exc
 
     dns = chained(socket.gaierror(-2, "Name or service not known"))
-    assert _describe_http_error(dns, "news.invalid") == (
+    assert describe_http_error(dns, "news.invalid") == (
         "DNS lookup for news.invalid failed: Name or service not known"
     )
     cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
     cert.verify_message = "certificate has expired"
-    assert _describe_http_error(chained(cert), "x.example") == (
+    assert describe_http_error(chained(cert), "x.example") == (
         "TLS certificate of x.example not accepted: certificate has expired"
     )
-    assert _describe_http_error(httpx.ConnectTimeout("t"), "x.example") == (
+    assert describe_http_error(httpx.ConnectTimeout("t"), "x.example") == (
         "connecting to x.example timed out"
     )
-    assert _describe_http_error(httpx.ReadTimeout("t"), "x.example") == (
+    assert describe_http_error(httpx.ReadTimeout("t"), "x.example") == (
         "x.example stopped responding (timed out)"
     )
 
