@@ -60,6 +60,8 @@ _JOIN_SECONDS = 2.0
 # closes its pool cannot pin a handler thread.
 _IDLE_SECONDS = 10.0
 _CHUNK_BYTES = 64 * 1024
+# Headers of a reply that its 304 sends as well.
+_NOT_MODIFIED_HEADERS = frozenset({"cache-control", "expires", "vary", "content-location"})
 
 
 _BOMB_BLOCK = 1024 * 1024  # compressed_zeros builds its stream from blocks of this
@@ -464,6 +466,10 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.last_modified is not None:
             headers["Last-Modified"] = reply.last_modified
         if reply.status == 200 and _not_modified(reply, request_headers):
+            # RFC 9110 15.4.5: a 304 carries the 200's caching headers too.
+            headers.update(
+                (k, v) for k, v in reply.headers.items() if k.lower() in _NOT_MODIFIED_HEADERS
+            )
             self._send(HTTPStatus.NOT_MODIFIED, headers, b"")
             return
         if reply.content_type is not None:

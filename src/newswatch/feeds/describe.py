@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import http
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 # Characters of a server-chosen value (Retry-After, a reason phrase) echoed.
 MAX_ECHO_CHARS = 64
 _UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
+_QUOTED = re.compile(r"""b?'[^']*'?|b?"[^"]*"?""")
 # httpx.InvalidURL messages quote the offending part of the URL (a port, a
 # host, a character): they are mapped to fixed words instead of shown.
 _INVALID_URL_REASONS = (
@@ -118,6 +120,13 @@ def _describe_connect_error(exc: httpx.ConnectError, host: str) -> str:
     return f"could not connect to {host}: {first_line(exc) or type(exc).__name__}"
 
 
+def _protocol_reason(exc: Exception) -> str:
+    """h11's reason without the data it quotes (``illegal status line: b'...'``):
+    a broken server may echo our request, credentials and all."""
+    text = first_line(exc).split(": ", 1)[0]
+    return _QUOTED.sub("", text).strip()[: MAX_ECHO_CHARS * 2]
+
+
 def describe_http_error(exc: httpx.HTTPError, host: str) -> str:
     """A transport failure talking to ``host``, from httpx's exception chain."""
     if isinstance(exc, httpx.ConnectTimeout):
@@ -127,7 +136,12 @@ def describe_http_error(exc: httpx.HTTPError, host: str) -> str:
     if isinstance(exc, httpx.ConnectError):
         return _describe_connect_error(exc, host)
     if isinstance(exc, httpx.RemoteProtocolError):
-        return f"{host} broke the HTTP protocol: {first_line(exc)}"
+        reason = _protocol_reason(exc)
+        return (
+            f"{host} broke the HTTP protocol: {reason}"
+            if reason
+            else f"{host} broke the HTTP protocol"
+        )
     if isinstance(exc, httpx.NetworkError):
         return f"connection to {host} lost: {first_line(exc) or type(exc).__name__}"
     return f"{type(exc).__name__} talking to {host}"

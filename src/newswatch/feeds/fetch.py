@@ -87,6 +87,8 @@ _GONE = 410
 # Idle keep-alive connections kept in each pool. Feeds are polled minutes
 # apart, so more would only hold sockets open on remote servers.
 _MAX_KEEPALIVE = 16
+# How httpx's RemoteProtocolError for an unparsable Location begins.
+_BAD_LOCATION = "Invalid URL in location header"
 # Characters of a server-chosen host name echoed in a refusal.
 _MAX_HOST_CHARS = 100
 
@@ -368,6 +370,12 @@ class Fetcher:
             )
         except NonPublicAddress as exc:
             raise _Refused(_non_public(kind, exc.host, exc.address)) from None
+        except httpx.RemoteProtocolError as exc:
+            # httpx parses a Location even when not following it, and its
+            # message quotes the bad part, which may be ours (a token).
+            if str(exc).startswith(_BAD_LOCATION):
+                raise _Refused("redirected to an invalid URL") from None
+            raise
         if public_only:
             # Connections of the guarded pool were checked when made; this
             # also covers a client passed in, whose transport we do not own.
