@@ -13,7 +13,7 @@ hostile. Its contract:
 - Deadline: one per fetch, over the whole response (a server trickling a
   byte a second is cut off; httpx's timeouts are per read, so they never
   fire on a trickle). Time spent waiting for a slot does not count.
-- Addresses: redirects are followed here, one hop at a time. A hop that
+- Addresses: redirects are followed one hop at a time (``hops``). A hop that
   leaves the configured URL's host may only reach public addresses, and an
   article page (its URL comes from a feed) only public addresses at every
   hop, unless the feed says ``allow_private``; the check runs where the
@@ -43,33 +43,20 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from newswatch.feeds.decode import ACCEPT_ENCODING, DecodeError, EncodingRefused, decoder_for
-from newswatch.feeds.describe import (
-    RETRY_AFTER_STATUSES,
-    describe_http_error,
-    describe_invalid_url,
-    status_error,
-    too_large,
-)
+from newswatch.feeds.describe import describe_http_error, describe_invalid_url, too_large
+from newswatch.feeds.hops import MAX_REDIRECTS, Ask, Hops, Refused
 from newswatch.feeds.localfile import read_file
 from newswatch.feeds.netguard import (
-    PUBLIC_ONLY,
     AddressCheck,
-    NonPublicAddress,
     PolicyTransport,
     Resolver,
     is_public_address,
-    parse_address,
     resolve,
 )
-from newswatch.feeds.signals import host_key, keeps_credentials, parse_max_age, strip_userinfo
+from newswatch.feeds.signals import host_key, strip_userinfo
 from newswatch.model import FetchResult
-from newswatch.notify.retry import parse_retry_after
 
 __all__ = ["MAX_REDIRECTS", "Fetcher", "default_user_agent", "host_key"]
-
-# Feeds move (http -> https, a new CMS, a CDN); a longer chain is a loop or a trap.
-MAX_REDIRECTS = 5
 
 PROJECT_URL = "https://github.com/newswatch/newswatch"
 
@@ -80,17 +67,9 @@ _FEED_ACCEPT = (
     "application/json;q=0.7, */*;q=0.5"
 )
 _PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Only these say "use the new URL from now on" (RFC 9110 15.4).
-_PERMANENT_REDIRECTS = frozenset({301, 308})
-_GONE = 410
 # Idle keep-alive connections kept in each pool. Feeds are polled minutes
 # apart, so more would only hold sockets open on remote servers.
 _MAX_KEEPALIVE = 16
-# How httpx's RemoteProtocolError for an unparsable Location begins.
-_BAD_LOCATION = "Invalid URL in location header"
-# Characters of a server-chosen host name echoed in a refusal.
-_MAX_HOST_CHARS = 100
 
 
 def default_user_agent() -> str:
@@ -100,27 +79,6 @@ def default_user_agent() -> str:
     except importlib.metadata.PackageNotFoundError:
         version = "dev"
     return f"newswatch/{version} (+{PROJECT_URL})"
-
-
-class _Refused(Exception):
-    """A fetch stopped on purpose; the message is the error text."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Ask:
-    """What one fetch asks for, and which hops may reach private addresses."""
-
-    url: httpx.URL  # without credentials
-    auth: httpx.BasicAuth | None  # the URL's credentials, for its own origin only
-    accept: str
-    max_bytes: int
-    trusted_host: str | None  # the operator's host: any address; None for pages
-    allow_private: bool
-    etag: str | None = None
-    last_modified: str | None = None
-
-    def public_only(self, hop: httpx.URL) -> bool:
-        return not self.allow_private and host_key(str(hop)) != self.trusted_host
 
 
 class Fetcher:
@@ -161,8 +119,6 @@ class Fetcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._clock = clock or _utc_now
-        self._is_public = is_public
-        self._user_agent = user_agent or default_user_agent()
         self._owns_client = client is None
         limits = httpx.Limits(
             max_connections=concurrency,
@@ -172,6 +128,7 @@ class Fetcher:
             timeout=httpx.Timeout(self._timeout),
             transport=PolicyTransport(limits=limits, is_public=is_public, resolver=resolver),
         )
+        self._hops = Hops(self._client, user_agent or default_user_agent(), is_public)
 
     async def __aenter__(self) -> Self:
         return self
@@ -296,7 +253,7 @@ class Fetcher:
         if not host:
             return self._refuse(feed_key, url, "invalid URL: no host name")
         user, password = with_credentials.username, with_credentials.password
-        ask = _Ask(
+        ask = Ask(
             url=target,
             auth=httpx.BasicAuth(user, password) if user or password else None,
             accept=accept,
@@ -313,13 +270,13 @@ class Fetcher:
             deadline = asyncio.timeout(self._timeout)
             try:
                 async with deadline:
-                    result = await self._get(result, ask)
+                    result = await self._hops.get(result, ask)
             except TimeoutError:
                 if not deadline.expired():
                     raise
                 error = f"no complete response within {self._timeout:.1f}s"
                 result = dataclasses.replace(result, error=error)
-            except _Refused as exc:
+            except Refused as exc:
                 result = dataclasses.replace(result, error=str(exc))
             except httpx.HTTPError as exc:
                 error = describe_http_error(exc, _failed_host(exc, target))
@@ -328,99 +285,6 @@ class Fetcher:
                 error = f"internal error while fetching: {type(exc).__name__}"
                 result = dataclasses.replace(result, error=error)
             return dataclasses.replace(result, elapsed=time.monotonic() - started)
-
-    async def _get(self, result: FetchResult, ask: _Ask) -> FetchResult:
-        """Follow redirects one hop at a time; answer from the last response."""
-        hop = ask.url
-        permanent = True
-        for redirects in range(MAX_REDIRECTS + 1):
-            response = await self._send(ask, hop, first=redirects == 0)
-            try:
-                location = response.headers.get("location")
-                if response.status_code not in _REDIRECT_STATUSES or location is None:
-                    moved = redirects > 0 and permanent
-                    return await self._answer(result, ask, response, moved=moved)
-                permanent = permanent and response.status_code in _PERMANENT_REDIRECTS
-                hop = _redirect_target(hop, location)
-            finally:
-                await response.aclose()  # a redirect's body is never read
-        raise _Refused(f"too many redirects (more than {MAX_REDIRECTS})")
-
-    async def _send(self, ask: _Ask, hop: httpx.URL, *, first: bool) -> httpx.Response:
-        public_only = ask.public_only(hop)
-        headers = {
-            "User-Agent": self._user_agent,
-            "Accept": ask.accept,
-            # Set here, not left to httpx, which would add br and zstd
-            # whenever those packages happen to be installed.
-            "Accept-Encoding": ACCEPT_ENCODING,
-        }
-        if ask.etag:
-            headers["If-None-Match"] = ask.etag
-        if ask.last_modified:
-            headers["If-Modified-Since"] = ask.last_modified
-        request = self._client.build_request(
-            "GET", hop, headers=headers, extensions={PUBLIC_ONLY: public_only}
-        )
-        auth = ask.auth if ask.auth is not None and keeps_credentials(ask.url, hop) else None
-        kind = "page on" if first and ask.trusted_host is None else "redirect to"
-        try:
-            response = await self._client.send(
-                request, stream=True, follow_redirects=False, auth=auth
-            )
-        except NonPublicAddress as exc:
-            raise _Refused(_non_public(kind, exc.host, exc.address)) from None
-        except httpx.RemoteProtocolError as exc:
-            # httpx parses a Location even when not following it, and its
-            # message quotes the bad part, which may be ours (a token).
-            if str(exc).startswith(_BAD_LOCATION):
-                raise _Refused("redirected to an invalid URL") from None
-            raise
-        if public_only:
-            # Connections of the guarded pool were checked when made; this
-            # also covers a client passed in, whose transport we do not own.
-            peer = _peer_address(response)
-            parsed = parse_address(peer) if peer else None
-            if parsed is None or not self._is_public(parsed):
-                await response.aclose()
-                raise _Refused(_non_public(kind, hop.host, peer or "unknown"))
-        return response
-
-    async def _answer(
-        self, result: FetchResult, ask: _Ask, response: httpx.Response, *, moved: bool
-    ) -> FetchResult:
-        url = strip_userinfo(str(response.url))
-        status = response.status_code
-        result = dataclasses.replace(
-            result, url=url, status=status, content_type=response.headers.get("content-type")
-        )
-        if status == 304:
-            return dataclasses.replace(
-                result,
-                not_modified=True,
-                etag=response.headers.get("etag") or ask.etag,
-                last_modified=response.headers.get("last-modified") or ask.last_modified,
-                max_age=parse_max_age(response.headers.get("cache-control")),
-                moved_to=url if moved else None,
-            )
-        if not response.is_success:
-            retry_after = None
-            if status in RETRY_AFTER_STATUSES:
-                retry_after = parse_retry_after(
-                    response.headers.get("retry-after"), result.fetched_at
-                )
-            return dataclasses.replace(
-                result, error=status_error(response), retry_after=retry_after, gone=status == _GONE
-            )
-        body = await _read_body(response, ask.max_bytes)
-        return dataclasses.replace(
-            result,
-            body=body,
-            etag=response.headers.get("etag"),
-            last_modified=response.headers.get("last-modified"),
-            max_age=parse_max_age(response.headers.get("cache-control")),
-            moved_to=url if moved else None,
-        )
 
     # ----------------------------------------------------------------- files
 
@@ -453,72 +317,6 @@ class Fetcher:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-async def _read_body(response: httpx.Response, max_bytes: int) -> bytes:
-    """The decoded body; ``_Refused`` when refused or larger than ``max_bytes``."""
-    try:
-        decoder = decoder_for(response.headers.get("content-encoding"))
-    except EncodingRefused as exc:
-        raise _Refused(str(exc)) from None
-    declared = response.headers.get("content-length", "")
-    if decoder.coding == "identity" and declared.isdigit() and int(declared) > max_bytes:
-        raise _Refused(too_large(max_bytes))  # before downloading anything
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for raw in response.aiter_raw():
-            for piece in decoder.decode(raw):
-                size += len(piece)
-                if size > max_bytes:
-                    raise _Refused(too_large(max_bytes))
-                chunks.append(piece)
-            if decoder.finished:
-                break  # what follows the compressed stream is ignored
-        for piece in decoder.end():
-            size += len(piece)
-            if size > max_bytes:
-                raise _Refused(too_large(max_bytes))
-            chunks.append(piece)
-    except DecodeError as exc:
-        raise _Refused(str(exc)) from None
-    return b"".join(chunks)
-
-
-def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
-    """The next hop: ``location`` resolved against ``current``, checked.
-
-    Credentials in a Location are dropped (only the configured URL's own are
-    used, for their origin), and so is the fragment, which is never sent.
-    """
-    try:
-        target = current.join(location.strip())
-        if target.scheme not in ("http", "https"):
-            raise _Refused("redirected to a URL that is not http(s)")
-        if not target.host:
-            raise _Refused("redirected to an invalid URL")
-        return httpx.URL(strip_userinfo(str(target.copy_with(fragment=None))))
-    except (httpx.InvalidURL, ValueError, UnicodeError):
-        raise _Refused("redirected to an invalid URL") from None
-
-
-def _peer_address(response: httpx.Response) -> str | None:
-    """The address the response's connection is connected to, if the transport says."""
-    stream = response.extensions.get("network_stream")
-    if stream is None:
-        return None
-    peer = stream.get_extra_info("server_addr")
-    if isinstance(peer, tuple) and peer:
-        return str(peer[0])
-    return None
-
-
-def _non_public(kind: str, host: str, address: str) -> str:
-    host = host[:_MAX_HOST_CHARS]
-    as_address = parse_address(host)
-    same = as_address is not None and as_address == parse_address(address)
-    where = host if same else f"{host} ({address})"
-    return f"refused: {kind} {where}, a non-public address (the feed may set allow_private: true)"
 
 
 def _failed_host(exc: httpx.HTTPError, fallback: httpx.URL) -> str:
