@@ -200,6 +200,18 @@ def test_decoder_drains_output_pending_after_a_full_step() -> None:
     assert decoder.finished
 
 
+def test_output_comes_as_soon_as_its_input_arrived() -> None:
+    # At some read boundaries zlib has taken all input but still holds output
+    # (the rest of a back-reference). Whatever the boundary, the pieces of a
+    # read must add up to all that read's input can give, as unbounded zlib
+    # gives it, so nothing waits for a next read that may never come.
+    stream = zlib.compress(bytes(256 * 1024), 9)
+    for cut in range(1, len(stream)):
+        expected = zlib.decompressobj().decompress(stream[:cut])
+        got = b"".join(decoder_for("deflate").decode(stream[:cut]))
+        assert len(got) == len(expected), f"cut at {cut}"
+
+
 def test_one_byte_deflate_body() -> None:
     decoder = decoder_for("deflate")
     assert list(decoder.decode(b"\x03")) == []  # header not decidable yet

@@ -201,6 +201,8 @@ async def test_credentials_never_reach_the_result(server: FeedServer, fetcher: F
         "http://user:{s}@127.0.0.1:{port}/missing?token={t}",  # 404
         "http://user:{s}@127.0.0.1:{closed}/feed?token={t}",  # refused
         "http://user:{s}@127.0.0.1:99999/feed?token={t}",  # invalid port
+        "http://user:{s}@127.0.0.1:{t}/feed",  # the token typed where the port goes
+        "http://user:{s}@{t}.exa mple/feed",  # invalid host quoting the token
         "http://user:{s}@[::1/feed?token={t}",  # unclosed bracket
         "http://user:{s}@exa mple.com/feed?token={t}",  # a space in the host
         "http://user:{s}@/feed?token={t}",  # no host
@@ -226,6 +228,26 @@ async def test_errors_hold_no_credentials(server: FeedServer, fetcher: Fetcher, 
     assert page.error is not None
     assert SECRET not in page.error
     assert SECRET not in page.url
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("http://user:{s}@127.0.0.1:{t}/feed", "invalid URL: bad port"),
+        ("http://user:{s}@127.0.0.1:99999/feed", "invalid URL: bad port"),
+        ("http://user:{s}@[::1/feed", "invalid URL: bad IPv6 address"),
+        ("http://user:{s}@/feed", "invalid URL: no host name"),
+        ("http://user:{s}@127.0.0.1:{port}/bad-location", "redirected to an invalid URL"),
+        ("http://user:{s}@127.0.0.1:{port}/ftp", "redirected to a URL that is not http(s)"),
+    ],
+)
+async def test_url_error_texts(
+    server: FeedServer, fetcher: Fetcher, source: str, error: str
+) -> None:
+    server.route("/bad-location", status=302, headers={"Location": f"http://x:{TOKEN}/"})
+    server.route("/ftp", status=302, headers={"Location": f"ftp://x/{TOKEN}"})
+    result = await fetcher.fetch("k", source.format(s=SECRET, t=TOKEN, port=server.port))
+    assert result.error == error
 
 
 async def test_credentials_follow_a_same_origin_redirect_only(

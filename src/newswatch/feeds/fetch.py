@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from newswatch.feeds.describe import describe_http_error, describe_invalid_url, too_large
-from newswatch.feeds.hops import MAX_REDIRECTS, Ask, Hops, Refused
+from newswatch.feeds.hops import MAX_REDIRECTS, Ask, Hops, Refused, valid_port
 from newswatch.feeds.localfile import read_file
 from newswatch.feeds.netguard import (
     AddressCheck,
@@ -252,6 +252,8 @@ class Fetcher:
         host = host_key(url)
         if not host:
             return self._refuse(feed_key, url, "invalid URL: no host name")
+        if not valid_port(target):
+            return self._refuse(feed_key, url, "invalid URL: bad port")
         user, password = with_credentials.username, with_credentials.password
         ask = Ask(
             url=target,

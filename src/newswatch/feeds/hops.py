@@ -25,7 +25,7 @@ from newswatch.feeds.signals import host_key, keeps_credentials, parse_max_age, 
 from newswatch.model import FetchResult
 from newswatch.notify.retry import parse_retry_after
 
-__all__ = ["MAX_REDIRECTS", "Ask", "Hops", "Refused", "read_body"]
+__all__ = ["MAX_REDIRECTS", "Ask", "Hops", "Refused", "read_body", "valid_port"]
 
 # Feeds move (http -> https, a new CMS, a CDN); a longer chain is a loop or a trap.
 MAX_REDIRECTS = 5
@@ -35,6 +35,7 @@ _PERMANENT_REDIRECTS = frozenset({301, 308})
 _GONE = 410
 # How httpx's RemoteProtocolError for an unparsable Location begins.
 _BAD_LOCATION = "Invalid URL in location header"
+_MAX_PORT = 65535
 # Characters of a server-chosen host name echoed in a refusal.
 _MAX_HOST_CHARS = 100
 
@@ -202,11 +203,17 @@ def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
         target = current.join(location.strip())
         if target.scheme not in ("http", "https"):
             raise Refused("redirected to a URL that is not http(s)")
-        if not target.host:
+        if not target.host or not valid_port(target):
             raise Refused("redirected to an invalid URL")
         return httpx.URL(strip_userinfo(str(target.copy_with(fragment=None))))
     except (httpx.InvalidURL, ValueError, UnicodeError):
         raise Refused("redirected to an invalid URL") from None
+
+
+def valid_port(url: httpx.URL) -> bool:
+    """httpx accepts any number as a port; the socket layer fails on >65535
+    with an exception group that would read as an internal error."""
+    return url.port is None or 0 < url.port <= _MAX_PORT
 
 
 def _peer_address(response: httpx.Response) -> str | None:
