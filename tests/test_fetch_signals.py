@@ -32,10 +32,16 @@ async def elsewhere(host: str, port: int) -> list[str]:
     return ["127.0.0.1"] if host == "elsewhere.test" else await resolve(host, port)
 
 
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[FeedServer]:
     with FeedServer() as s:
         yield s
+
+
+@pytest.fixture
+def server(shared_server: FeedServer) -> FeedServer:
+    shared_server.reset()  # one server for the module, fresh routes per test
+    return shared_server
 
 
 @pytest.fixture

@@ -30,17 +30,23 @@ def only_127_0_0_1(address: IPAddress) -> bool:
     return address == PUBLIC
 
 
-@pytest.fixture
-def public() -> Iterator[FeedServer]:
-    with FeedServer("127.0.0.1") as s:
-        yield s
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[FeedServer, FeedServer]]:
+    with FeedServer("127.0.0.1") as public, FeedServer("127.0.0.2") as private:
+        yield public, private
 
 
 @pytest.fixture
-def private() -> Iterator[FeedServer]:
-    with FeedServer("127.0.0.2") as s:
-        s.route("/inside", body=INSIDE)
-        yield s
+def public(servers: tuple[FeedServer, FeedServer]) -> FeedServer:
+    servers[0].reset()  # one server for the module, fresh routes per test
+    return servers[0]
+
+
+@pytest.fixture
+def private(servers: tuple[FeedServer, FeedServer]) -> FeedServer:
+    servers[1].reset()
+    servers[1].route("/inside", body=INSIDE)
+    return servers[1]
 
 
 def make_fetcher(**overrides: object) -> Fetcher:
