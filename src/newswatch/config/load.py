@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from newswatch.config.models import Config
+from newswatch.keys import feed_key_for
 from newswatch.rules import RuleIndex, RuleSpec, compile_checked
 
 # Where each value came from: path in the merged document -> (file, 1-based line).
@@ -396,11 +397,22 @@ def rule_specs(config: Config) -> list[RuleSpec]:
             any=r.any,
             none=r.none,
             case_sensitive=r.case == "sensitive",
-            scope=r.feeds,
+            scope=_scope_keys(r.feeds),
         )
         for r in config.rules
         if r.enabled
     ]
+
+
+def _scope_keys(scope: tuple[str, ...]) -> tuple[str, ...]:
+    """A scope names feeds by name, tag or URL; an article knows its feed by
+    key (a hash of the URL), so a URL entry also matches that key."""
+    out: list[str] = []
+    for entry in scope:
+        out.append(entry)
+        if re.match(r"^(https?|file)://", entry):
+            out.append(feed_key_for(entry))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,9 @@ def _item_context(item: Item, platform: str, rc: RenderContext, number: int) -> 
         Markup(f"{open_mark}{esc(piece)}{close_mark}") if hit else esc(piece)
         for piece, hit in segments
     )
+    # One line: line breaks in the feed's text were spaces already (offsets
+    # kept); now runs of them fold (no escape sequence contains whitespace).
+    marked = Markup(" ".join(str(marked).split()))
     also = [
         {
             "source": esc(one_line(o.source) or "?"),
