@@ -164,6 +164,9 @@ class Route:
     # Digest rows wait for their schedule; immediate rows may wait a
     # group_wait. Shown by `newswatch outbox`; the planner decides.
     not_before: datetime | None = None
+    # The rule has `updates: true`: a later copy of a story it alerted on
+    # that adds substantial text is sent again, as an update.
+    updates: bool = False
 
     def __post_init__(self) -> None:
         if not self.target_id:
@@ -196,6 +199,8 @@ class Item:
     that matched the story for this channel, and the other outlets carrying it.
 
     ``outbox_ids`` are the outbox rows (one per rule) this item stands for.
+    ``update``: the story was alerted already and ``article`` is a later
+    copy that adds substantial text (rules with ``updates: true``).
     """
 
     story_id: int
@@ -205,6 +210,7 @@ class Item:
     matched_at: datetime
     also: tuple[Outlet, ...] = ()
     outbox_ids: tuple[int, ...] = ()
+    update: bool = False
 
     @property
     def rule(self) -> str:
@@ -220,6 +226,16 @@ class Period:
     end: datetime
     schedule: str
     late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """The notification an update follows up on, on the same channel: its
+    key (email threads on the Message-ID derived from it) and what the
+    platform called it when it was sent (a Slack ts, a Matrix event id)."""
+
+    key: str
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +261,8 @@ class Notification:
     # Items that exist but are not listed (a summary over its cap).
     more: int = 0
     parts_sent: int = 0
+    # An update: the notification that first carried its story here.
+    thread: Thread | None = None
 
     def part_key(self, part: int) -> str:
         return self.key if part == 0 else f"{self.key}.{part}"
@@ -286,10 +304,15 @@ class DeliveryResult:
     retry_after: float | None = None
     parts_sent: int = 0
     answer: str | None = None
+    # What the platform calls the message it accepted (a Slack ts, a Matrix
+    # event id), kept so that later updates can be threaded under it.
+    thread_ref: str | None = None
 
     @classmethod
-    def success(cls, *, parts_sent: int = 1, answer: str | None = None) -> DeliveryResult:
-        return cls(ok=True, parts_sent=parts_sent, answer=answer)
+    def success(
+        cls, *, parts_sent: int = 1, answer: str | None = None, thread_ref: str | None = None
+    ) -> DeliveryResult:
+        return cls(ok=True, parts_sent=parts_sent, answer=answer, thread_ref=thread_ref)
 
     @classmethod
     def retry(

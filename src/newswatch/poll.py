@@ -21,12 +21,13 @@ from newswatch.config import Config, FeedConfig
 from newswatch.feeds.fetch import Fetcher, host_key
 from newswatch.feeds.normalize import normalize_feed
 from newswatch.feeds.parse import FeedParseError, parse_feed
-from newswatch.identity import identity_keys
+from newswatch.identity import content_hash, edited, identity_keys
 from newswatch.model import Article, FetchResult, Match, ParsedFeed, Route
 from newswatch.notify.targets import Targets
 from newswatch.rules import RuleIndex
 from newswatch.schedule import alertable, next_poll_at
 from newswatch.store.base import KEEP, FeedSpec, FeedState, FeedUpdate, IngestItem, Store
+from newswatch.stories import StoryFinder
 
 log = logging.getLogger("newswatch.poll")
 
@@ -81,8 +82,11 @@ class Poller:
         self.fetcher = fetcher
         self.clock = clock
         self.rng = rng
+        self.stories = StoryFinder.from_settings(store, config.stories)
 
     def reconfigure(self, config: Config, rules: Rules) -> None:
+        if config.stories != self.config.stories:
+            self.stories = StoryFinder.from_settings(self.store, config.stories)
         self.config = config
         self.rules = rules
         self.store.sync_feeds(feed_specs(config), self.clock())
@@ -220,8 +224,32 @@ class Poller:
                     routes=routes,
                     identity_keys=identity_keys(article),
                     evaluated=alert_ok,
+                    content_hash=content_hash(article),
                 )
             )
+        # Edited entries: the store alerts only rules that newly match them
+        # (or, for rules with `updates: true`, a substantial addition).
+        hashes = {key: entry.content_hash for key, entry in known.items()}
+        for article, baseline in edited(articles, hashes):
+            matches = tuple(rules.index.match(article)) if baseline else ()
+            matched.extend(matches)
+            items.append(
+                IngestItem(
+                    article=article,
+                    matches=matches,
+                    routes=tuple(r for m in matches for r in rules.routes(m, now)),
+                    identity_keys=identity_keys(article),
+                    edit=True,
+                    content_hash=content_hash(article),
+                )
+            )
+        # Near-duplicate stories (issue 9): which known story each matched
+        # article copies, read from the store here, OUTSIDE the ingest
+        # transaction, so the write lock is not held for it. The poll-loop
+        # rewrite (issue 10) keeps this call in its executor, between the
+        # pure decision and `store.ingest`.
+        if self.stories is not None:
+            items = self.stories.annotate(items, now)
         if parsed.warning:
             log.warning("feed %s: %s", feed.display_name, parsed.warning)
         update = FeedUpdate(

@@ -304,6 +304,11 @@ class RuleConfig(_Frozen):
     notify: tuple[Annotated[NotifyTarget, BeforeValidator(_notify_item)], ...] = ()
     backfill: Backfill = None
     enabled: bool = True
+    # A later copy of a story this rule alerted on that adds substantial
+    # text (stories.update_share) is sent again as an update, threaded
+    # under the first alert where the channel can thread. Without it, an
+    # update is only listed (`newswatch stories`).
+    updates: bool = False
 
     @model_validator(mode="after")
     def _has_condition(self) -> RuleConfig:
@@ -324,6 +329,27 @@ class DigestDefaults(_Frozen):
     max_items: int = Field(default=200, ge=1, le=10_000)
 
 
+class StorySettings(_Frozen):
+    """Near-duplicate stories (one alert per story across outlets). The
+    defaults and their measured precision and recall: docs/benchmarks.md."""
+
+    # Turn off to alert per article again (exact URL and title keys only).
+    enabled: bool = True
+    # A copy joins a story last seen within this window.
+    window: Duration = timedelta(hours=72)
+    # Same story when the bodies' word-shingle Jaccard reaches this...
+    jaccard: float = Field(default=0.5, gt=0, le=1)
+    # ...or the smaller is contained in the larger this much (a truncated
+    # summary in the full copy), when it has min_contained shingles...
+    containment: float = Field(default=0.7, gt=0, le=1)
+    min_contained: int = Field(default=20, ge=1, le=10_000)
+    # ...or the openings (first ~40 shingles) overlap this much.
+    lead: float = Field(default=0.6, gt=0, le=1)
+    # An update adds at least this share of new shingles, and this many.
+    update_share: float = Field(default=0.3, gt=0, le=1)
+    update_min_shingles: int = Field(default=40, ge=1, le=100_000)
+
+
 class Config(_Frozen):
     timezone: str = "UTC"
     state: str = "sqlite:///var/newswatch.db"
@@ -338,6 +364,7 @@ class Config(_Frozen):
     # A folder of jinja2 templates overriding the shipped ones (by name).
     templates: str | None = None
     digest_defaults: DigestDefaults = DigestDefaults()
+    stories: StorySettings = StorySettings()
 
     @field_validator("retention")
     @classmethod

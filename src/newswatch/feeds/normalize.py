@@ -7,13 +7,14 @@ returns something bounded and usable instead of raising.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 from datetime import UTC, datetime
 from html import unescape
 from html.parser import HTMLParser
-from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
 from newswatch.model import Article, ParsedEntry, ParsedFeed
 
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_HTML_CHARS",
     "MAX_KEY_CHARS",
     "MAX_LINE_CHARS",
+    "REDIRECT_PARAMS",
     "TRACKING_PARAMS",
     "canonical_url",
     "entry_key",
@@ -237,20 +239,102 @@ def _netloc(parts: SplitResult, scheme: str) -> str:
     return netloc
 
 
-def canonical_url(url: str) -> str:
+# Query parameters of redirect wrappers that carry the article's address
+# (news aggregators, mail and social "click" links: ?url=, ?u=, ?q=). Only a
+# value that is itself an absolute http(s) URL is taken.
+REDIRECT_PARAMS = frozenset(
+    {"url", "u", "q", "target", "dest", "destination", "redirect", "redirect_url", "goto", "link"}
+)
+# Wrappers inside wrappers are unwrapped this deep (a loop of redirects
+# cannot recurse for ever).
+_MAX_UNWRAP = 3
+_GOOGLE_NEWS_PATH = re.compile(r"^/(?:rss/)?(?:articles|read)/([A-Za-z0-9_-]{8,2000})")
+
+
+def _varint(raw: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while i < len(raw) and shift < 35:
+        byte = raw[i]
+        value |= (byte & 0x7F) << shift
+        i += 1
+        if not byte & 0x80:
+            return value, i
+        shift += 7
+    raise ValueError("bad varint")
+
+
+def _google_news_target(parts: SplitResult) -> str | None:
+    """The article URL inside a Google News link (``news.google.com/rss/
+    articles/CBMi...``): base64url of a small protobuf whose first string
+    field is the URL. Newer links carry an opaque id instead, which only
+    Google can resolve: those stay as they are."""
+    if (parts.hostname or "").lower() != "news.google.com":
+        return None
+    m = _GOOGLE_NEWS_PATH.match(parts.path)
+    if m is None:
+        return None
+    token = m.group(1)
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        i = 0
+        while i < len(raw):
+            key, i = _varint(raw, i)
+            kind = key & 7
+            if kind == 0:
+                _, i = _varint(raw, i)
+            elif kind == 2:
+                length, i = _varint(raw, i)
+                value = raw[i : i + length]
+                i += length
+                if value.startswith((b"http://", b"https://")):
+                    return value.decode("utf-8")
+            else:
+                return None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _redirect_target(parts: SplitResult) -> str | None:
+    """The wrapped URL of a redirect link, if it is one."""
+    found = _google_news_target(parts)
+    if found is not None:
+        return found
+    for param in parts.query.split("&"):
+        name, eq, value = param.partition("=")
+        if not eq or name.strip().lower() not in REDIRECT_PARAMS:
+            continue
+        target = unquote(value.replace("+", " ")).strip()
+        try:
+            inner = urlsplit(target)
+        except ValueError:
+            continue
+        if inner.scheme.lower() in _SAFE_LINK_SCHEMES and inner.netloc:
+            return target
+    return None
+
+
+def canonical_url(url: str, *, unwrap_redirects: bool = True) -> str:
     """One spelling per article URL, so the same story compares equal.
 
-    Lower-cases scheme and host, drops default ports and the fragment (a
-    ``#!`` route is kept: it addresses content), removes tracking parameters
-    (``utm_*``, ``fbclid`` ... see ``TRACKING_PARAMS``), sorts the remaining
-    query parameters without re-encoding them, and upper-cases percent
-    escapes. A string that is not an absolute URL comes back stripped.
+    Unwraps redirect links (a Google News article link, ``?url=``/``?u=``
+    click trackers: the article's own URL is canonical), lower-cases scheme
+    and host, drops default ports and the fragment (a ``#!`` route is kept:
+    it addresses content), removes tracking parameters (``utm_*``,
+    ``fbclid`` ... see ``TRACKING_PARAMS``), sorts the remaining query
+    parameters without re-encoding them, and upper-cases percent escapes. A
+    string that is not an absolute URL comes back stripped.
     """
     url = url.strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an invalid IPv6 literal
-        return url
+    for _ in range(_MAX_UNWRAP + 1):
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an invalid IPv6 literal
+            return url
+        target = _redirect_target(parts) if unwrap_redirects else None
+        if target is None or target == url:
+            break
+        url = target
     scheme = parts.scheme.lower()
     if not scheme or not parts.netloc:
         return url

@@ -321,7 +321,7 @@ class Deliverer:
         try:
             if result.ok:
                 state.sent += 1
-                await asyncio.to_thread(self.store.mark_sent, n.id, now, parts)
+                await asyncio.to_thread(self.store.mark_sent, n.id, now, parts, result.thread_ref)
                 log.info("sent %s", what)
             elif result.permanent or n.attempt >= MAX_ATTEMPTS:
                 error = result.error or "failed"

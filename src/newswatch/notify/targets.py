@@ -15,6 +15,7 @@ delivery time, so a reload applies to rows already waiting.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +56,7 @@ class Policy:
     group_wait: timedelta = DEFAULT_GROUP_WAIT
     throttle: Throttle | None = None
     quiet: QuietHours | None = None
+    updates: bool = False  # the rule's `updates: true` (see model.Route)
 
 
 def policy_for(rule: str, entry: NotifyTarget, channel_kind: str | None) -> Policy:
@@ -103,6 +105,8 @@ class Targets:
             policies: dict[str, Policy] = {}
             for entry in rule.notify:
                 policy = policy_for(rule.name, entry, channel_kinds.get(entry.channel))
+                if rule.updates:
+                    policy = dataclasses.replace(policy, updates=True)
                 # A target named twice keeps its first entry (the outbox
                 # would refuse the second row anyway).
                 policies.setdefault(policy.target_id, policy)
@@ -125,6 +129,7 @@ class Targets:
             mode=policy.mode,
             target_id=policy.target_id,
             not_before=when,
+            updates=policy.updates,
         )
 
     def policy(self, rule: str, target_id: str) -> Policy | None:

@@ -8,6 +8,7 @@ implementation (SQLite and PostgreSQL).
 
 from newswatch.store.base import (
     KEEP,
+    BandOwner,
     ChannelCounts,
     Compose,
     Decision,
@@ -30,6 +31,9 @@ from newswatch.store.base import (
     PendingRow,
     PruneResult,
     Store,
+    StoryCopy,
+    StoryIndex,
+    StoryUpdate,
 )
 from newswatch.store.schema import SCHEMA_VERSION, SchemaVersionError
 from newswatch.store.sql import SqlStore, open_store
@@ -37,6 +41,7 @@ from newswatch.store.sql import SqlStore, open_store
 __all__ = [
     "KEEP",
     "SCHEMA_VERSION",
+    "BandOwner",
     "ChannelCounts",
     "Compose",
     "Decision",
@@ -61,5 +66,8 @@ __all__ = [
     "SchemaVersionError",
     "SqlStore",
     "Store",
+    "StoryCopy",
+    "StoryIndex",
+    "StoryUpdate",
     "open_store",
 ]

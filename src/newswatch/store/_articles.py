@@ -22,6 +22,7 @@ from newswatch.model import Article, DeliveryMode, Route
 from newswatch.store import _codec
 from newswatch.store._dialect import insert_ignore, upsert_add
 from newswatch.store._feeds import write_update
+from newswatch.store._stories import StoryResolver
 from newswatch.store._tx import Transactional, chunks
 from newswatch.store.base import (
     FeedUpdate,
@@ -38,7 +39,6 @@ from newswatch.store.schema import (
     rule_backfills,
     rule_stats,
     stories,
-    story_bands,
     story_keys,
 )
 
@@ -46,6 +46,9 @@ from newswatch.store.schema import (
 # table without holding one long read transaction (which would stop SQLite
 # from checkpointing its WAL).
 ARTICLE_PAGE = 500
+# Updates sent per (rule, target, story) after its alert: a story that
+# keeps growing (a live blog) would otherwise alert on every poll.
+MAX_UPDATES = 5
 # Articles forgotten per prune call: one short write transaction, so polls and
 # deliveries on other threads or replicas never wait long; the maintenance
 # tick calls again while there is more.
@@ -73,7 +76,7 @@ def _prepare(items: Sequence[IngestItem], now: datetime) -> list[_Prepared]:
     return [
         _Prepared(
             item=item,
-            article=_codec.article_values(item.article, now, item.content_hash),
+            article=_codec.article_values(item.article, now, item.content_hash, item.new_text),
             keys=identity_keys(item),
             matches=tuple(
                 (m.rule, _codec.explanation_to_json(m.explanation)) for m in item.matches
@@ -83,7 +86,9 @@ def _prepare(items: Sequence[IngestItem], now: datetime) -> list[_Prepared]:
     ]
 
 
-def outbox_values(route: Route, article_id: int, story_id: int, now: datetime) -> dict[str, Any]:
+def outbox_values(
+    route: Route, article_id: int, story_id: int, now: datetime, revision: int = 0
+) -> dict[str, Any]:
     return {
         "rule": route.rule,
         "channel": route.channel,
@@ -94,19 +99,24 @@ def outbox_values(route: Route, article_id: int, story_id: int, now: datetime) -
         "status": OutboxStatus.PENDING.value,
         "created_at": now,
         "not_before": route.not_before,
+        "revision": revision,
     }
 
 
 def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert outbox rows, skipping any (rule, target, story) already there.
+    """Insert outbox rows, skipping any (rule, target, story, revision) already there.
 
     Sorted by that key so that concurrent ingests (PostgreSQL replicas polling
     feeds that syndicate the same story) take row locks in the same order and
     cannot deadlock.
     """
-    stmt = insert_ignore(conn, outbox, "rule", "target_id", "story_id").returning(outbox.c.id)
+    stmt = insert_ignore(conn, outbox, "rule", "target_id", "story_id", "revision").returning(
+        outbox.c.id
+    )
     written = 0
-    for row in sorted(rows, key=lambda r: (r["rule"], r["target_id"], r["story_id"])):
+    for row in sorted(
+        rows, key=lambda r: (r["rule"], r["target_id"], r["story_id"], r["revision"])
+    ):
         written += conn.execute(stmt, row).first() is not None
     return written
 
@@ -123,65 +133,9 @@ class _Ingest:
         self.insert_match = insert_ignore(conn, matches, "rule", "article_id").returning(
             matches.c.id
         )
-        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... DO NOTHING.
-        self.insert_key = insert_ignore(conn, story_keys, "key").returning(story_keys.c.key)
-        self.insert_band = insert_ignore(conn, story_bands, "band", "hash")
+        self.stories = StoryResolver(conn, now)
         self.routes: list[dict[str, Any]] = []
         self.stats: dict[str, int] = {}
-
-    def resolve_story(self, prepared: _Prepared) -> tuple[int, bool, bool]:
-        """(story id, known before, evaluated) for an article's keys."""
-        conn, item = self.conn, prepared.item
-        found = conn.execute(
-            select(story_keys.c.story_id).where(story_keys.c.key.in_(prepared.keys))
-        ).scalars()
-        story_id = min(found, default=None)
-        if story_id is None and item.story_hint is not None:
-            story_id = conn.execute(
-                select(stories.c.id).where(stories.c.id == item.story_hint)
-            ).scalar_one_or_none()
-        if story_id is not None:
-            evaluated = conn.execute(
-                update(stories)
-                .where(stories.c.id == story_id)
-                .values(last_seen_at=self.now)
-                .returning(stories.c.evaluated)
-            ).scalar_one()
-            self._add_keys(story_id, prepared.keys)
-            return story_id, True, bool(evaluated)
-        story_id = conn.execute(
-            stories.insert()
-            .values(
-                title=item.article.title[:1000],
-                first_seen_at=self.now,
-                last_seen_at=self.now,
-                evaluated=item.evaluated,
-            )
-            .returning(stories.c.id)
-        ).scalar_one()
-        won = self._add_keys(story_id, prepared.keys)
-        if won < len(prepared.keys):
-            # Another replica founded a story for one of these keys between
-            # our lookup and our insert: join that one, forget ours.
-            other = conn.execute(
-                select(func.min(story_keys.c.story_id)).where(
-                    story_keys.c.key.in_(prepared.keys), story_keys.c.story_id != story_id
-                )
-            ).scalar()
-            if other is not None:
-                conn.execute(delete(story_keys).where(story_keys.c.story_id == story_id))
-                conn.execute(delete(stories).where(stories.c.id == story_id))
-                return int(other), True, True
-        return story_id, False, item.evaluated
-
-    def _add_keys(self, story_id: int, keys: Sequence[str]) -> int:
-        """Record the story's keys; returns how many were new (a key taken
-        by another story stays with it)."""
-        rows = [{"key": k, "story_id": story_id, "created_at": self.now} for k in keys]
-        written = 0
-        for row in rows:
-            written += self.conn.execute(self.insert_key, row).first() is not None
-        return written
 
     def rules_matched_before(self, story_id: int, rules: Sequence[str]) -> set[str]:
         """The rules among ``rules`` that matched some article of the story
@@ -211,20 +165,43 @@ class _Ingest:
         return new
 
     def add_routes(
-        self, item: IngestItem, article_id: int, story_id: int, skip_rules: set[str]
+        self,
+        item: IngestItem,
+        article_id: int,
+        story_id: int,
+        skip_rules: set[str],
+        *,
+        may_update: bool = False,
     ) -> None:
-        self.routes.extend(
-            outbox_values(route, article_id, story_id, self.now)
-            for route in item.routes
-            if route.rule not in skip_rules
-        )
+        """Outbox rows for the rules that newly match the story; for a rule
+        that matched it before and asks for ``updates``, an update row when
+        this copy adds substantial text and the story's alert went out."""
+        for route in item.routes:
+            if route.rule not in skip_rules:
+                self.routes.append(outbox_values(route, article_id, story_id, self.now))
+            elif (
+                may_update
+                and route.updates
+                and item.new_text is not None
+                and self._may_send_update(route, story_id)
+            ):
+                self.routes.append(
+                    outbox_values(route, article_id, story_id, self.now, revision=article_id)
+                )
 
-    def add_bands(self, item: IngestItem, story_id: int) -> None:
-        for band, value in item.bands:
-            self.conn.execute(
-                self.insert_band,
-                {"band": band, "hash": value, "story_id": story_id, "created_at": self.now},
+    def _may_send_update(self, route: Route, story_id: int) -> bool:
+        """The story's alert for this rule and target was sent (while it
+        waits, a copy joins it as "also reported by" instead), and fewer
+        than ``MAX_UPDATES`` updates followed it."""
+        rows = self.conn.execute(
+            select(outbox.c.revision, outbox.c.status).where(
+                outbox.c.rule == route.rule,
+                outbox.c.target_id == route.target_id,
+                outbox.c.story_id == story_id,
             )
+        ).all()
+        sent = any(r.revision == 0 and r.status == OutboxStatus.SENT.value for r in rows)
+        return sent and sum(r.revision != 0 for r in rows) < MAX_UPDATES
 
     def store(self, prepared: _Prepared) -> tuple[int, int, bool, bool, bool] | None:
         """Store one item's article: (article id, story id, new article, story
@@ -236,6 +213,8 @@ class _Ingest:
                 k: prepared.article[k]
                 for k in ("title", "summary", "content", "link", "author", "categories")
             }
+            if item.new_text is not None:
+                text["new_text"] = item.new_text
             row = conn.execute(
                 update(articles)
                 .where(
@@ -251,7 +230,7 @@ class _Ingest:
                 select(stories.c.evaluated).where(stories.c.id == row.story_id)
             ).scalar()
             return int(row.id), int(row.story_id), False, True, bool(evaluated)
-        story_id, known, evaluated = self.resolve_story(prepared)
+        story_id, known, evaluated = self.stories.resolve(item, prepared.keys)
         article_id = conn.execute(
             self.insert_article, {**prepared.article, "story_id": story_id}
         ).scalar_one_or_none()
@@ -284,8 +263,9 @@ class _Ingest:
         else:
             skip = self.rules_matched_before(story_id, rules)
         new_matches = self.add_matches(prepared, article_id)
-        self.add_routes(item, article_id, story_id, skip)
-        self.add_bands(item, story_id)
+        self.add_routes(item, article_id, story_id, skip, may_update=evaluated or not known)
+        if known:  # a new story got its bands when it was founded
+            self.stories.add_bands(story_id, item.bands)
         return new_article, new_article and known, new_matches, story_id
 
     def write_stats(self) -> None:
@@ -452,7 +432,7 @@ class ArticleLogMixin(Transactional):
 
 def _prune_stories(conn: Connection, before: datetime) -> None:
     """Stories no article belongs to any more, last seen before ``before``,
-    go with their keys and bands (their outbox rows went with the articles)."""
+    go with their keys (their outbox rows went with the articles)."""
     orphan = (
         select(stories.c.id)
         .where(
@@ -464,8 +444,9 @@ def _prune_stories(conn: Connection, before: datetime) -> None:
     )
     ids = list(conn.execute(orphan).scalars())
     for chunk in chunks(ids):
+        # Their bands, if any are left (a window longer than the retention),
+        # are ignored by lookups and forgotten by prune_story_bands.
         conn.execute(delete(story_keys).where(story_keys.c.story_id.in_(chunk)))
-        conn.execute(delete(story_bands).where(story_bands.c.story_id.in_(chunk)))
         conn.execute(delete(stories).where(stories.c.id.in_(chunk)))
 
 

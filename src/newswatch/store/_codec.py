@@ -31,7 +31,10 @@ def aware_utc(value: object) -> datetime | None:
 
 
 def article_values(
-    article: Article, first_seen_at: datetime, content_hash: str | None = None
+    article: Article,
+    first_seen_at: datetime,
+    content_hash: str | None = None,
+    new_text: int | None = None,
 ) -> dict[str, Any]:
     return {
         "feed_key": article.feed_key,
@@ -48,6 +51,7 @@ def article_values(
         "source": article.source,
         "tags": list(article.tags),
         "content_hash": content_hash,
+        "new_text": new_text,
         "first_seen_at": first_seen_at,
         "last_seen_at": first_seen_at,
     }
@@ -159,6 +163,7 @@ def pending_from_row(row: Mapping[Any, Any]) -> PendingRow:
         created_at=row["created_at"],
         hold_until=row["hold_until"],
         hold_reason=row["hold_reason"],
+        revision=row["revision"] or 0,
     )
 
 

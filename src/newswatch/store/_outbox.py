@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.engine import Connection
 
+from newswatch.identity import url_key
 from newswatch.model import (
     Explanation,
     Item,
@@ -23,6 +24,7 @@ from newswatch.model import (
     NotificationKind,
     Outlet,
     Period,
+    Thread,
 )
 from newswatch.store import _codec
 from newswatch.store._codec import aware_utc
@@ -287,9 +289,20 @@ class OutboxMixin(Transactional):
                 for row in conn.execute(select(notifications).where(n.id.in_(picked))).mappings()
             }
             items = _items(conn, picked)
-        return [_notification(heads[nid], items.get(nid, ())) for nid in picked if nid in heads]
+            threads = _threads(conn, {nid: items.get(nid, ()) for nid in picked}, heads)
+        return [
+            _notification(heads[nid], items.get(nid, ()), threads.get(nid))
+            for nid in picked
+            if nid in heads
+        ]
 
-    def mark_sent(self, notification_id: int, now: datetime, parts_sent: int = 0) -> None:
+    def mark_sent(
+        self,
+        notification_id: int,
+        now: datetime,
+        parts_sent: int = 0,
+        thread_ref: str | None = None,
+    ) -> None:
         with self._tx(write=True) as conn:
             conn.execute(
                 update(notifications)
@@ -300,6 +313,7 @@ class OutboxMixin(Transactional):
                     next_attempt_at=None,
                     lease_until=None,
                     parts_sent=parts_sent,
+                    thread_ref=thread_ref,
                 )
             )
             conn.execute(
@@ -530,7 +544,7 @@ def _move(conn: Connection, row_ids: Sequence[int], target_id: str, now: datetim
     (rule, story) the target already has is settled: that copy carries it."""
     for row_id in row_ids:
         row = conn.execute(
-            select(outbox.c.rule, outbox.c.story_id).where(outbox.c.id == row_id)
+            select(outbox.c.rule, outbox.c.story_id, outbox.c.revision).where(outbox.c.id == row_id)
         ).first()
         if row is None:
             continue
@@ -539,6 +553,7 @@ def _move(conn: Connection, row_ids: Sequence[int], target_id: str, now: datetim
                 outbox.c.rule == row.rule,
                 outbox.c.target_id == target_id,
                 outbox.c.story_id == row.story_id,
+                outbox.c.revision == row.revision,
             )
         ).first()
         if taken is not None:
@@ -568,6 +583,7 @@ def _item_rows(conn: Connection, where: Any) -> list[Any]:
             outbox.c.rule.label("outbox_rule"),
             outbox.c.story_id.label("outbox_story_id"),
             outbox.c.created_at.label("outbox_created_at"),
+            outbox.c.revision.label("outbox_revision"),
             articles.c.id.label("article_id"),
             matches.c.explanation,
             matches.c.matched_at,
@@ -626,6 +642,7 @@ def build_items(
                     matched_at=first["matched_at"] or first["outbox_created_at"],
                     also=also.get(story_id, ()),
                     outbox_ids=tuple(r["outbox_id"] for r in story_rows),
+                    update=all(r["outbox_revision"] for r in story_rows),
                 )
             )
         out[group] = tuple(built)
@@ -633,10 +650,11 @@ def build_items(
 
 
 def _also(conn: Connection, lead_articles: dict[int, int]) -> dict[int, tuple[Outlet, ...]]:
-    """The other copies of each story (other feeds, other links), oldest first."""
+    """The other outlets carrying each story, oldest first: one entry per
+    outlet (feed name), none for the lead's own outlet or for a link the
+    list has already (http and https are one link)."""
     story_ids = list(lead_articles)
-    found: dict[int, list[Outlet]] = {}
-    seen_links: dict[int, set[str]] = {}
+    rows_of: dict[int, list[Any]] = {}
     for chunk in chunks(story_ids):
         stmt = (
             select(
@@ -652,20 +670,55 @@ def _also(conn: Connection, lead_articles: dict[int, int]) -> dict[int, tuple[Ou
             .order_by(articles.c.story_id, articles.c.first_seen_at, articles.c.id)
         )
         for row in conn.execute(stmt):
-            lead = lead_articles[row.story_id]
-            links = seen_links.setdefault(row.story_id, set())
-            if row.id == lead:
-                links.add(row.canonical_url)
+            rows_of.setdefault(row.story_id, []).append(row)
+    found: dict[int, tuple[Outlet, ...]] = {}
+    for story_id, rows in rows_of.items():
+        lead = next((r for r in rows if r.id == lead_articles[story_id]), None)
+        links = {url_key(lead.canonical_url) or lead.canonical_url} if lead is not None else set()
+        outlets = {lead.source} if lead is not None else set()
+        listed: list[Outlet] = []
+        for row in rows:
+            link = url_key(row.canonical_url) or row.canonical_url
+            if row.id == lead_articles[story_id] or link in links or row.source in outlets:
                 continue
-            outlets = found.setdefault(row.story_id, [])
-            if row.canonical_url in links or len(outlets) >= ALSO_LIMIT:
-                continue
-            links.add(row.canonical_url)
-            outlets.append(Outlet(row.source, row.title, row.link, row.published))
-    return {sid: tuple(o) for sid, o in found.items()}
+            if len(listed) >= ALSO_LIMIT:
+                break
+            links.add(link)
+            outlets.add(row.source)
+            listed.append(Outlet(row.source, row.title, row.link, row.published))
+        if listed:
+            found[story_id] = tuple(listed)
+    return found
 
 
-def _notification(head: Any, items: Sequence[Item]) -> Notification:
+def _threads(
+    conn: Connection, items: dict[int, tuple[Item, ...]], heads: dict[int, Any]
+) -> dict[int, Thread]:
+    """For each update notification (all its items updates), the first
+    notification that carried its story's alert on the same channel."""
+    out: dict[int, Thread] = {}
+    for nid, its in items.items():
+        if not its or not all(i.update for i in its) or nid not in heads:
+            continue
+        stmt = (
+            select(notifications.c.key, notifications.c.thread_ref)
+            .select_from(outbox.join(notifications, notifications.c.id == outbox.c.notification_id))
+            .where(
+                outbox.c.story_id == its[0].story_id,
+                outbox.c.channel == heads[nid]["channel"],
+                outbox.c.revision == 0,
+                notifications.c.status == NotificationStatus.SENT.value,
+            )
+            .order_by(notifications.c.id)
+            .limit(1)
+        )
+        row = conn.execute(stmt).first()
+        if row is not None:
+            out[nid] = Thread(key=row.key, ref=row.thread_ref)
+    return out
+
+
+def _notification(head: Any, items: Sequence[Item], thread: Thread | None = None) -> Notification:
     period = None
     if head["period_end"] is not None:
         period = Period(
@@ -686,4 +739,5 @@ def _notification(head: Any, items: Sequence[Item]) -> Notification:
         reason=head["reason"],
         more=head["more"],
         parts_sent=head["parts_sent"],
+        thread=thread,
     )

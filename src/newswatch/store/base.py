@@ -132,8 +132,19 @@ class IngestItem:
     not at all when the story is known but was never evaluated (recorded by
     a silent first poll). ``evaluated`` is False for a silent first poll.
     ``edit``: the entry is stored already and its text changed.
-    ``story_hint``: a near-duplicate story found before the transaction;
-    ``bands``: the article's LSH bands to record for that story.
+
+    Near-duplicates (``newswatch.stories``, decided before the transaction):
+    ``story_hint`` is the known story it was confirmed to copy;
+    ``story_peer`` the entry key of an earlier item of this ingest that is
+    the same story; ``bands`` its LSH bands to record for its story;
+    ``story_rejected`` the stories it was compared with and found to be
+    others; ``story_merge`` other stories it was also confirmed to copy
+    (founded apart by copies that did not resemble each other): they become
+    one with its story. Without a hint, a band it shares with a story it
+    was not compared with (founded since, by another replica) joins that
+    story.
+    ``new_text``: the shingles it adds to its story when that makes it an
+    update (routes of rules with ``updates`` then send it again).
     """
 
     article: Article
@@ -144,7 +155,11 @@ class IngestItem:
     edit: bool = False
     content_hash: str | None = None
     story_hint: int | None = None
-    bands: tuple[tuple[int, str], ...] = ()
+    bands: tuple[tuple[int, int], ...] = ()
+    story_peer: str | None = None
+    story_rejected: tuple[int, ...] = ()
+    story_merge: tuple[int, ...] = ()
+    new_text: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +179,38 @@ class PruneResult:
     outbox: int
 
 
+@dataclass(frozen=True, slots=True)
+class BandOwner:
+    """The story holding one LSH band, and when it was last seen."""
+
+    band: tuple[int, int]  # (band number, hash)
+    story_id: int
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoryCopy:
+    """A stored copy of a story, for comparing a new article with it (its
+    title and text; the other fields are empty)."""
+
+    story_id: int
+    article_id: int
+    article: Article
+
+
+@dataclass(frozen=True, slots=True)
+class StoryUpdate:
+    """A copy that added substantial text to its story (the status page)."""
+
+    story_id: int
+    article_id: int
+    title: str
+    link: str
+    source: str
+    new_text: int
+    first_seen_at: datetime
+
+
 # --------------------------------------------------------------------------- outbox
 
 
@@ -179,6 +226,11 @@ class PendingRow:
     created_at: datetime
     hold_until: datetime | None = None
     hold_reason: str | None = None
+    revision: int = 0  # 0: the story's alert; else an update (its copy's article id)
+
+    @property
+    def update(self) -> bool:
+        return self.revision != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +408,23 @@ class ArticleLog(Protocol):
     ) -> IngestResult: ...
 
 
+class StoryIndex(Protocol):
+    """The read side of near-duplicate clustering (used outside the ingest
+    transaction) and the pruning of its bands."""
+
+    def band_owners(self, bands: Sequence[tuple[int, int]]) -> list[BandOwner]:
+        """Which story holds each of ``bands`` (the ones held at all)."""
+
+    def story_copies(self, story_ids: Sequence[int], per_story: int) -> dict[int, list[StoryCopy]]:
+        """Up to ``per_story`` stored copies of each story: its first and
+        its latest."""
+
+    def prune_story_bands(self, before: datetime) -> int:
+        """Forget the bands of stories last seen before ``before`` (or gone)."""
+
+    def story_updates(self, since: datetime, limit: int = 50) -> list[StoryUpdate]: ...
+
+
 class Outbox(Protocol):
     def pending_due(self, now: datetime, limit: int) -> list[PendingRow]:
         """Immediate rows that may need a decision now (not held, or held
@@ -382,7 +451,13 @@ class Outbox(Protocol):
         worker's), with their items built from their rows; ``only`` these
         ids when given."""
 
-    def mark_sent(self, notification_id: int, now: datetime, parts_sent: int = 0) -> None: ...
+    def mark_sent(
+        self,
+        notification_id: int,
+        now: datetime,
+        parts_sent: int = 0,
+        thread_ref: str | None = None,
+    ) -> None: ...
     def mark_retry(
         self,
         notification_id: int,
@@ -447,6 +522,6 @@ class Mutes(Protocol):
     def mutes(self, now: datetime, *, include_ended: bool = False) -> list[Mute]: ...
 
 
-class Store(FeedQueue, ArticleLog, Outbox, DigestLedger, Locks, Mutes, Protocol):
+class Store(FeedQueue, ArticleLog, StoryIndex, Outbox, DigestLedger, Locks, Mutes, Protocol):
     def create_schema(self) -> None: ...
     def close(self) -> None: ...

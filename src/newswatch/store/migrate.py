@@ -93,6 +93,7 @@ def _v1_to_v2(conn: Connection) -> None:
         _add_column(conn, "feeds", column, default)
     _add_column(conn, "articles", articles.c.story_id)
     _add_column(conn, "articles", articles.c.content_hash)
+    _add_column(conn, "articles", articles.c.new_text)
     _index(articles, "ix_articles_story_id").create(conn)
     _index(matches, "ix_matches_rule_matched_at").create(conn)
     _rekey_feeds(conn)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -102,6 +104,10 @@ stories = Table(
     # False while the story was only recorded by a silent first poll: no rule
     # was evaluated on it, so a later copy has no baseline to "newly match".
     Column("evaluated", Boolean, nullable=False, default=True),
+    # Two stories found to be one (a copy that matched both): the newer one
+    # points at the older, which took its articles and keys. Its bands keep
+    # its id; lookups follow the pointer.
+    Column("merged_into", BigId),
     Index(None, "last_seen_at"),
 )
 
@@ -116,15 +122,21 @@ story_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
-# Near-duplicate LSH bands (MinHash) of matched articles, in a window.
+# Near-duplicate LSH bands (newswatch.stories.sketch) of matched
+# articles. The primary key is the point: two replicas founding a story for
+# two copies at once collide on a band, and the second joins the first.
+# Kept small on purpose (no rowid on SQLite, no timestamp, no index on
+# story_id): a row per band per story, 5-10 per matched article. Rows of
+# stories last seen before the window are pruned (``prune_story_bands``);
+# lookups join ``stories`` to stay within it.
 story_bands = Table(
     "story_bands",
     metadata,
-    Column("band", Integer, nullable=False),
-    Column("hash", String(32), nullable=False),
-    Column("story_id", BigId, ForeignKey("stories.id"), nullable=False, index=True),
-    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("band", SmallInteger, nullable=False),
+    Column("hash", Integer, nullable=False),  # 32-bit, signed
+    Column("story_id", BigId, nullable=False),
     PrimaryKeyConstraint("band", "hash"),
+    sqlite_with_rowid=False,
 )
 
 articles = Table(
@@ -147,6 +159,9 @@ articles = Table(
     Column("source", Text, nullable=False),
     Column("tags", JSON, nullable=False),  # list of str
     Column("content_hash", String(64)),  # what an edit changes
+    # Shingles this copy added to its story's earlier copies, when that made
+    # it an update (newswatch.stories): the status page lists updates.
+    Column("new_text", Integer),
     Column("first_seen_at", UTCDateTime, nullable=False),
     # Last poll whose document still held the entry: retention prunes by it,
     # so an entry a feed keeps serving is never forgotten and re-alerted.
@@ -196,6 +211,9 @@ notifications = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
     Column("last_error", Text),
+    # What the platform called the sent message, for threading updates under
+    # it (a Slack ts, a Matrix event id); email threads on ``key``.
+    Column("thread_ref", Text),
     Index(None, "status", "next_attempt_at"),
     Index(None, "channel", "status"),
     Index(None, "created_at"),
@@ -223,8 +241,12 @@ outbox = Table(
     Column("composed_at", UTCDateTime),  # when it went into a notification
     Column("sent_at", UTCDateTime),
     Column("last_error", Text),
-    # The "one alert per (rule, target, story)" invariant.
-    UniqueConstraint("rule", "target_id", "story_id"),
+    # 0 for the story's alert; an update (a rule with `updates: true`, a
+    # copy that adds substantial text) is the id of the copy's article.
+    Column("revision", BigInteger, nullable=False, default=0),
+    # The "one alert per (rule, target, story)" invariant (and one update
+    # per copy).
+    UniqueConstraint("rule", "target_id", "story_id", "revision"),
     Index(None, "status", "mode", "hold_until"),
     Index(None, "target_id", "status"),
     Index(None, "channel", "status"),

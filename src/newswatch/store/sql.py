@@ -22,12 +22,13 @@ from newswatch.store._dialect import make_engine, prepare_engine, serial_lock, t
 from newswatch.store._feeds import FeedQueueMixin
 from newswatch.store._ledger import LedgerMixin
 from newswatch.store._outbox import OutboxMixin
+from newswatch.store._stories import StoryIndexMixin
 from newswatch.store.base import Store
 
 __all__ = ["ARTICLE_PAGE", "PRUNE_BATCH", "SqlStore", "open_store"]
 
 
-class SqlStore(FeedQueueMixin, ArticleLogMixin, OutboxMixin, LedgerMixin):
+class SqlStore(FeedQueueMixin, ArticleLogMixin, StoryIndexMixin, OutboxMixin, LedgerMixin):
     """The Store over an Engine. ``SqlStore(url)`` or ``SqlStore.from_engine(engine)``.
 
     Thread-safe: each call checks a connection out of the engine's pool.
