@@ -351,6 +351,7 @@ class Daemon:
             self._start("deliver", self._deliver_once)
 
     async def _prune_once(self) -> None:
+        await self._prune_story_bands()
         retention = self.app.config.retention
         if not isinstance(retention, timedelta):
             return
@@ -372,6 +373,18 @@ class Daemon:
                 before.strftime("%Y-%m-%d"),
                 outbox,
             )
+
+    async def _prune_story_bands(self) -> None:
+        """Forget the LSH bands of stories last seen before the clustering
+        window: no copy can join them any more (issue 9)."""
+        before = self.app.clock() - self.app.config.stories.window
+        try:
+            gone = await asyncio.to_thread(self.app.store.prune_story_bands, before)
+        except Exception:
+            log.exception("stories: pruning old bands failed")
+            return
+        if gone:
+            log.info("stories: forgot %d bands of stories not seen since %s", gone, before)
 
     async def _reload_if_changed(self) -> None:
         loaded = self.app.loaded

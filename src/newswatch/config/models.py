@@ -340,11 +340,10 @@ class StorySettings(_Frozen):
     # Same story when the bodies' word-shingle Jaccard reaches this...
     jaccard: float = Field(default=0.5, gt=0, le=1)
     # ...or the smaller is contained in the larger this much (a truncated
-    # summary in the full copy), when it has min_contained shingles...
+    # summary in the full copy). Texts of fewer than min_contained shingles
+    # (about as many words: a headline) join by exact keys only.
     containment: float = Field(default=0.7, gt=0, le=1)
-    min_contained: int = Field(default=20, ge=1, le=10_000)
-    # ...or the openings (first ~40 shingles) overlap this much.
-    lead: float = Field(default=0.6, gt=0, le=1)
+    min_contained: int = Field(default=20, ge=3, le=10_000)
     # An update adds at least this share of new shingles, and this many.
     update_share: float = Field(default=0.3, gt=0, le=1)
     update_min_shingles: int = Field(default=40, ge=1, le=100_000)

@@ -16,6 +16,7 @@ from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
+from newswatch.identity import normalize_title
 from newswatch.model import Article, ParsedEntry, ParsedFeed
 
 __all__ = [
@@ -375,12 +376,16 @@ def entry_key(entry: ParsedEntry) -> str:
     """Identity of an entry within its feed.
 
     The GUID when there is one, else the canonical link, else
-    ``sha256:<hex>`` of title and publication time. Over-long keys are hashed.
+    ``sha256:<hex>`` of the normalized title (case, accents and punctuation
+    folded: ``identity.normalize_title``) and the UTC publication date, so
+    a retitled "Seoul: talks end" / "Seoul - talks end" or a re-stamped
+    time the same day is the same entry. Over-long keys are hashed.
     """
     key = (entry.guid or "").strip() or canonical_url(entry.link or "")
     if not key:
         published = _utc(entry.published or entry.updated)
-        key = "sha256:" + _sha256(entry.title.strip(), published.isoformat() if published else "")
+        day = published.date().isoformat() if published else ""
+        key = "sha256:" + _sha256(normalize_title(_one_line(entry.title)), day)
     if len(key) > MAX_KEY_CHARS:
         key = "sha256:" + _sha256(key)
     return key

@@ -202,12 +202,24 @@ def _compose(
     reason: str | None = None,
 ) -> list[Compose]:
     """One notification per ``max_items`` stories; a story's rows (one per
-    rule) stay together."""
+    rule) stay together. An update (a later copy of a story alerted
+    already) goes alone, so a channel can thread it under the first alert."""
     stories: dict[int, list[int]] = {}
+    updates: dict[int, list[int]] = {}
     for row in rows:
-        stories.setdefault(row.story_id, []).append(row.id)
+        (updates if row.update else stories).setdefault(row.story_id, []).append(row.id)
+    out = [
+        Compose(
+            channel=channel,
+            kind=kind or NotificationKind.ALERT,
+            row_ids=tuple(ids),
+            key=group_key(channel, ids),
+            target_id=target_id,
+            reason=reason,
+        )
+        for ids in updates.values()
+    ]
     batches = list(stories.values())
-    out = []
     for start in range(0, len(batches), max_items):
         batch = batches[start : start + max_items]
         ids = tuple(i for ids in batch for i in ids)

@@ -140,6 +140,8 @@ def _item_context(item: Item, platform: str, rc: RenderContext, number: int) -> 
         "summary": esc(truncate(" ".join(article.summary.split()), SUMMARY_MAX)),
         "also": also,
         "also_more": max(0, len(item.also) - ALSO_MAX),
+        # A later copy that adds to a story alerted already (`updates: true`).
+        "is_update": item.update,
     }
 
 

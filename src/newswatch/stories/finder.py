@@ -77,10 +77,15 @@ class StoryFinder:
     def annotate(self, items: Sequence[IngestItem], now: datetime) -> list[IngestItem]:
         """``items`` with ``story_hint``, ``story_peer``, ``bands``,
         ``story_rejected`` and ``new_text`` filled in for those that matched."""
-        wanted = [i for i, item in enumerate(items) if item.matches]
+        matched = {i: self._remember(item.article) for i, item in enumerate(items) if item.matches}
+        # Too short to be compared (see similar.Thresholds.min_contained):
+        # exact keys only, and no bands to store.
+        sigs = {
+            i: s for i, s in matched.items() if len(s.shingles) >= self.thresholds.min_contained
+        }
+        wanted = sorted(sigs)
         if not wanted:
             return list(items)
-        sigs = {i: self._remember(items[i].article) for i in wanted}
         verdicts = self._verdicts(sigs, now)
         out = list(items)
         entry_of = {i: items[i].article.entry_key for i in wanted}
@@ -189,7 +194,6 @@ def thresholds_of(settings: StorySettings) -> Thresholds:
     return Thresholds(
         jaccard=settings.jaccard,
         containment=settings.containment,
-        lead=settings.lead,
         min_contained=settings.min_contained,
         update_share=settings.update_share,
         update_min_shingles=settings.update_min_shingles,

@@ -3,14 +3,16 @@
 A candidate (found through a shared LSH band) is confirmed on the exact
 shingle sets, by whichever of three measures fits how copies differ:
 
-- **Jaccard** of the whole bodies: two full copies with different
+- **Jaccard** of the whole texts: two full copies with different
   headlines, datelines and footers;
 - **containment** of the smaller in the larger: a truncated RSS summary
-  inside the full article, a trimmed copy inside the original (only when
-  the smaller has ``min_contained`` shingles: a one-line teaser is
-  "contained" in every long story of its topic);
-- **lead Jaccard**: the openings, for a copy whose body runs on with
-  another outlet's additions.
+  inside the full article, a trimmed copy inside the original.
+
+Neither is trusted on a text of fewer than ``min_contained`` shingles (a
+headline, a one-line teaser): such articles join stories by their exact
+identity keys only. The openings' similarity (``lead``) finds candidates
+but confirms nothing: outlets open unrelated stories with the same
+boilerplate.
 
 Thresholds are configuration (``stories:``); the defaults and their
 measured precision and recall are in docs/benchmarks.md.
@@ -32,7 +34,6 @@ class Thresholds:
 
     jaccard: float = 0.5
     containment: float = 0.7
-    lead: float = 0.6
     min_contained: int = 20
     # An update adds at least this share of new shingles to everything the
     # story's stored copies said, and at least ``update_min_shingles`` of
@@ -49,9 +50,12 @@ class Similarity:
     smaller: int  # shingles of the smaller set
 
     def same_story(self, t: Thresholds) -> bool:
-        if self.jaccard >= t.jaccard:
-            return True
-        return self.containment >= t.containment and self.smaller >= t.min_contained
+        # Below min_contained shingles (a headline, a one-line teaser) a
+        # text says too little: "Russia and North Korea, part 1" and
+        # "part 2" share most of their shingles and are two stories.
+        if self.smaller < t.min_contained:
+            return False
+        return self.jaccard >= t.jaccard or self.containment >= t.containment
 
     @property
     def score(self) -> float:

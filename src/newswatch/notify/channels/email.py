@@ -9,6 +9,9 @@ envelope recipients are the configured ones, never read from headers.
 
 The Message-ID derives from the notification's key, so a retry of the same
 notification carries the same Message-ID and a client that got both shows one.
+An update of a story (a rule with ``updates: true``) carries In-Reply-To and
+References naming the Message-ID of the story's first alert, so mail clients
+thread it under that alert.
 
 One SMTP connection per delivery round: the first send of a round connects
 (STARTTLS, login), later sends reuse it one at a time, and ``flush`` (the
@@ -90,7 +93,14 @@ def build_email(
     msg["From"] = from_addr
     msg["To"] = ", ".join(to)
     msg["Date"] = email.utils.format_datetime(date)
-    msg["Message-ID"] = f"<{notification.key}@{_message_id_domain(from_addr)}>"
+    domain = _message_id_domain(from_addr)
+    msg["Message-ID"] = f"<{notification.key}@{domain}>"
+    if notification.thread is not None:
+        # An update: threaded under the story's first alert, whose
+        # Message-ID came from its key the same way (RFC 5322 3.6.4).
+        first = f"<{notification.thread.key}@{domain}>"
+        msg["In-Reply-To"] = first
+        msg["References"] = first
     # RFC 3834: tells vacation responders and list servers not to answer.
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Newswatch-Rule"] = one_line(", ".join(notification.rules))
