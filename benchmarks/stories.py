@@ -42,6 +42,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "data"))
 
 from make_stories import _EDITS, Labelled, load  # noqa: E402
+
+from newswatch.feeds.normalize import normalize_feed  # noqa: E402
+from newswatch.feeds.parse import parse_feed  # noqa: E402
+from newswatch.stories import Thresholds  # noqa: E402
 from stories_eval import (  # noqa: E402
     T0,
     Run,
@@ -51,10 +55,6 @@ from stories_eval import (  # noqa: E402
     same_language,
     score,
 )
-
-from newswatch.feeds.normalize import normalize_feed  # noqa: E402
-from newswatch.feeds.parse import parse_feed  # noqa: E402
-from newswatch.stories import Thresholds  # noqa: E402
 
 # Corpus articles need a body long enough to be a story (a short post has
 # no paragraphs to trim or summarise).

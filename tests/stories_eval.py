@@ -28,7 +28,9 @@ from newswatch.store import FeedSpec, FeedUpdate, IngestItem, SqlStore, open_sto
 from newswatch.stories import StoryFinder, Thresholds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from make_stories import Labelled
+from make_stories import BASE, OUT, Labelled, build, load, parse_base, to_jsonl
+
+__all__ = ["BASE", "OUT", "Labelled", "build", "load", "parse_base", "to_jsonl"]
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 # The whole set is ingested within this span, inside one 72-hour window, so

@@ -143,7 +143,20 @@ def parse_base(text: str) -> list[Story]:
 
 # --------------------------------------------------------------------------- variants
 
-_MONTHS = "Jan. Feb. March April May June July Aug. Sept. Oct. Nov. Dec.".split()
+_MONTHS = [
+    "Jan.",
+    "Feb.",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "Aug.",
+    "Sept.",
+    "Oct.",
+    "Nov.",
+    "Dec.",
+]
 # Light copy-editing an aggregator or a rewrite desk does.
 _EDITS = (
     (" said on ", " said "),

@@ -91,6 +91,17 @@ _COPY_TEXT = select(
     articles.c.content,
 ).where(articles.c.id.in_(bindparam("ids", expanding=True)))
 _ROOT_OF = select(_ROOT).where(stories.c.id == bindparam("id"))
+_TAKE_BAND = (
+    update(story_bands)
+    .where(
+        story_bands.c.band == bindparam("b_band"),
+        story_bands.c.hash == bindparam("b_hash"),
+        story_bands.c.story_id.in_(
+            select(stories.c.id).where(_ROOT.in_(bindparam("rejected", expanding=True)))
+        ),
+    )
+    .values(story_id=bindparam("b_story"))
+)
 
 
 def _params(bands: Sequence[tuple[int, int]]) -> dict[str, list[int]]:
@@ -233,7 +244,7 @@ class StoryResolver:
             ).scalar_one()
         )
         won_keys = self.add_keys(story_id, keys)
-        won_bands = self.add_bands(story_id, item.bands)
+        won_bands = self.add_bands(story_id, item.bands, item.story_rejected)
         if won_keys == len(keys) and won_bands == len(set(item.bands)):
             return self._remember(item, story_id), False, item.evaluated
         # Another replica founded a story for one of these keys or bands
@@ -254,7 +265,7 @@ class StoryResolver:
         self._drop_bands(story_id, item.bands)
         conn.execute(delete(stories).where(stories.c.id == story_id))
         self.add_keys(int(other), keys)
-        self.add_bands(int(other), item.bands)
+        self.add_bands(int(other), item.bands, item.story_rejected)
         evaluated = conn.execute(
             update(stories)
             .where(stories.c.id == other)
@@ -276,13 +287,22 @@ class StoryResolver:
             written += self.conn.execute(self.insert_key, row).first() is not None
         return written
 
-    def add_bands(self, story_id: int, bands: Sequence[tuple[int, int]]) -> int:
-        """Record bands for the story; returns how many were new (a band
-        another story holds stays with it)."""
+    def add_bands(
+        self, story_id: int, bands: Sequence[tuple[int, int]], rejected: Sequence[int] = ()
+    ) -> int:
+        """Record bands for the story; returns how many it holds now. A band
+        held by a story the finder rejected (another story, or one outside
+        the window) passes to this one, the newest: an old story's bands
+        must not keep copies of a new one from finding each other. A band
+        held by any other story stays with it."""
         written = 0
         for number, value in sorted(set(bands)):
             row = {"band": number, "hash": value, "story_id": story_id}
-            written += self.conn.execute(self.insert_band, row).first() is not None
+            if self.conn.execute(self.insert_band, row).first() is not None:
+                written += 1
+            elif rejected:
+                take = {"b_band": number, "b_hash": value, "b_story": story_id}
+                written += self.conn.execute(_TAKE_BAND, {**take, "rejected": list(rejected)}).rowcount
         return written
 
     def _drop_bands(self, story_id: int, bands: Sequence[tuple[int, int]]) -> None:
