@@ -219,9 +219,7 @@ def test_a_band_of_a_story_founded_since_the_lookup_joins_it(
     assert (ra.new_outbox, rb.new_outbox) == (1, 0)
 
 
-def _ingest(
-    store: SqlStore, items: list[IngestItem], feed: str, at: datetime
-) -> list[str | int]:
+def _ingest(store: SqlStore, items: list[IngestItem], feed: str, at: datetime) -> list[str | int]:
     result = store.ingest(update(feed, at=at), items)
     return [*result.story_ids.values(), f"outbox:{result.new_outbox}"]
 

@@ -302,7 +302,8 @@ class StoryResolver:
                 written += 1
             elif rejected:
                 take = {"b_band": number, "b_hash": value, "b_story": story_id}
-                written += self.conn.execute(_TAKE_BAND, {**take, "rejected": list(rejected)}).rowcount
+                taken = self.conn.execute(_TAKE_BAND, {**take, "rejected": list(rejected)})
+                written += taken.rowcount
         return written
 
     def _drop_bands(self, story_id: int, bands: Sequence[tuple[int, int]]) -> None:
