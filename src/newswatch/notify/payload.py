@@ -30,6 +30,8 @@ def _item(item: Item) -> dict[str, Any]:
         "snippet": item.explanation.snippet,
         "highlights": [list(span) for span in item.explanation.highlights],
         "matched_at": item.matched_at.isoformat(),
+        # A later copy of a story alerted already (a rule with `updates: true`).
+        "update": item.update,
         "also": [
             {
                 "source": o.source,
