@@ -150,6 +150,16 @@ def test_copies_with_other_urls_headlines_and_footers_join_one_story(store: SqlS
         ("Korea Herald", HERALD.link),
         ("Korea Times", TIMES.link),
     ]
+    # One entry per outlet: a second Korea Herald copy is not listed again,
+    # and neither is the lead's own outlet.
+    kh_again = dataclasses.replace(HERALD, entry_key="kh-78", link="https://herald.example/78")
+    yonhap_again = dataclasses.replace(WIRE, entry_key="w-2", link="https://yonhap.example/2")
+    for n, a in enumerate((kh_again, yonhap_again)):
+        a = dataclasses.replace(a, canonical_url=a.link)
+        assert run(store, finder, [matched(a)], T0 + (3 + n) * MIN).joined == 1
+    store.release_notifications([notification.id])
+    [again] = claim(store, T0 + 2 * HOUR)
+    assert [o.source for o in again.items[0].also] == ["Korea Herald", "Korea Times"]
 
 
 def test_a_story_about_the_same_meeting_stays_apart(store: SqlStore) -> None:
@@ -178,6 +188,31 @@ def test_copies_in_one_batch_are_one_story(store: SqlStore) -> None:
     result = run(store, finder, items)
     assert result.story_ids["a"] == result.story_ids["b"]
     assert result.new_outbox == 1
+
+
+def test_a_batch_item_sharing_a_band_by_chance_stays_apart(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two different stories in one batch that share an LSH band by chance:
+    the finder names the earlier one ``story_apart``, and the store does not
+    join them on that band (as it would a story founded concurrently)."""
+    import newswatch.stories.finder as finder_module
+
+    real = finder_module.signature
+    first_band = real(WIRE).bands[0]
+
+    def colliding(article: Article) -> finder_module.Signature:
+        sig = real(article)
+        if article.entry_key == "w2":
+            sig = dataclasses.replace(sig, bands=(first_band, *sig.bands[1:]))
+        return sig
+
+    monkeypatch.setattr(finder_module, "signature", colliding)
+    other = copy("w2", OTHER_MEETING, title="S. Korea, Russia agree on N. Korea")
+    annotated = StoryFinder(store).annotate([matched(WIRE), matched(other)], T0)
+    assert annotated[1].story_apart == ("wire-1",)
+    result = store.ingest(update("yonhap"), annotated)
+    assert result.story_ids["wire-1"] != result.story_ids["w2"]
 
 
 def test_a_copy_after_the_window_is_a_new_story(store: SqlStore) -> None:

@@ -4,6 +4,7 @@ is in test_store_stories.py; precision and recall in test_stories_eval.py.)"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -70,29 +71,22 @@ def test_korean_is_shingled_by_characters_so_particles_and_spacing_do_not_matter
 
 
 def test_shingle_hashes_are_stable_across_processes() -> None:
-    """Bands are compared across replicas: no per-process salt (hash())."""
-    code = (
-        "from newswatch.stories import text_signature;"
-        "print(text_signature('Russia and North Korea sign a defence pact in Pyongyang "
-        "on Wednesday, committing each to aid the other').bands)"
+    """Bands are compared across replicas: no per-process salt (hash()).
+    This process and one with another hash seed agree."""
+    text = (
+        "Russia and North Korea sign a defence pact in Pyongyang "
+        "on Wednesday, committing each to aid the other"
     )
-    outs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={"PYTHONHASHSEED": seed},
-        ).stdout
-        for seed in ("1", "2")
-    }
-    assert len(outs) == 1
-    assert outs.pop().strip() == str(
-        text_signature(
-            "Russia and North Korea sign a defence pact in Pyongyang "
-            "on Wednesday, committing each to aid the other"
-        ).bands
-    )
+    code = f"from newswatch.stories import text_signature; print(text_signature({text!r}).bands)"
+    seed = "1" if os.environ.get("PYTHONHASHSEED") != "1" else "2"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": seed},
+    ).stdout
+    assert out.strip() == str(text_signature(text).bands)
 
 
 # --------------------------------------------------------------------------- bands
@@ -209,6 +203,17 @@ def test_a_copy_that_adds_substantial_text_is_an_update() -> None:
     assert grown.story_id == 1 and grown.update
     assert grown.new_shingles >= T.update_min_shingles and grown.new_share >= T.update_share
     assert not decide(same, {1: [first]}, T).update
+    # Enough new shingles but a small share of a long story: not an update.
+    whole = text_signature(SEED)
+    appended = text_signature(
+        SEED + "\nThe ministry later said the minister would also meet Bulgarian business "
+        "leaders and visit a shipyard in Varna, where Korean firms have built several "
+        "vessels for European buyers over the past decade, before flying home on Friday. "
+        "Officials in Sofia said they hoped to sign an agreement on nuclear power "
+        "cooperation during a later visit by the Bulgarian prime minister to Seoul."
+    )
+    small = decide(appended, {1: [whole]}, T)
+    assert small.new_shingles >= T.update_min_shingles and not small.update
     # Against the union of the stored copies: what one of them said is not new.
     assert not decide(longer, {1: [first, longer]}, T).update
 

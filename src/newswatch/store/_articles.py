@@ -265,7 +265,7 @@ class _Ingest:
         new_matches = self.add_matches(prepared, article_id)
         self.add_routes(item, article_id, story_id, skip, may_update=evaluated or not known)
         if known:  # a new story got its bands when it was founded
-            self.stories.add_bands(story_id, item.bands, item.story_rejected)
+            self.stories.add_bands(story_id, item.bands, self.stories.rejected(item))
         return new_article, new_article and known, new_matches, story_id
 
     def write_stats(self) -> None:

@@ -7,16 +7,16 @@ never text: the comparisons of text were made before BEGIN
 write lock is held for a few indexed statements per article. In order:
 
 1. an exact identity key (``story_keys``) already taken: that story;
-2. the finder's confirmed hint, or the story of an earlier item of this
-   ingest that the finder found to be the same (``story_peer``);
-3. a band the article shares with a story the finder did not compare it
-   with: a story founded since the finder looked, by another replica or
-   an earlier item of this batch. The band table's primary key is what
-   makes this safe: of two replicas founding a story for two copies at
-   once, the second finds (or collides on) the first one's band;
-4. else a new story, with its keys and bands. If one of them was taken
-   between the lookup and the insert (PostgreSQL: a concurrent commit),
-   the new story is dropped and the article joins the one that won.
+2. the finder's confirmed hint (and the other stories it also copies are
+   merged into one with it);
+3. else a new story, with its keys and bands. When one of them is held
+   already, by a story the finder did not compare the article with (one
+   founded since the finder looked, by another replica or an earlier item
+   of this batch), the new story is dropped and the article joins that
+   one. The band table's primary key is what makes this safe: of two
+   replicas founding a story for two copies at once, the second collides
+   on the first one's band (PostgreSQL: its insert waits for the first
+   transaction, then conflicts).
 
 Keys and bands are inserted in sorted order, so concurrent ingests take
 their row locks in one order.
@@ -221,13 +221,12 @@ class StoryResolver:
             return int(story_id)
         if item.story_hint is not None and self.root(item.story_hint) is not None:
             return item.story_hint
-        if item.story_peer is not None and item.story_peer in self.by_entry:
-            return self.by_entry[item.story_peer]
-        if item.bands:
-            owners = set(owners_of(conn, item.bands)) - set(item.story_rejected)
-            if owners:
-                return min(owners)
         return None
+
+    def rejected(self, item: IngestItem) -> list[int]:
+        """The stories the article must not join on a shared band."""
+        apart = [self.by_entry[e] for e in item.story_apart if e in self.by_entry]
+        return sorted({*item.story_rejected, *apart})
 
     def _found(self, item: IngestItem, keys: Sequence[str]) -> tuple[int, bool, bool]:
         conn = self.conn
@@ -244,7 +243,8 @@ class StoryResolver:
             ).scalar_one()
         )
         won_keys = self.add_keys(story_id, keys)
-        won_bands = self.add_bands(story_id, item.bands, item.story_rejected)
+        rejected = self.rejected(item)
+        won_bands = self.add_bands(story_id, item.bands, rejected)
         if won_keys == len(keys) and won_bands == len(set(item.bands)):
             return self._remember(item, story_id), False, item.evaluated
         # Another replica founded a story for one of these keys or bands
@@ -255,7 +255,7 @@ class StoryResolver:
             )
         ).scalar()
         if other is None and item.bands:
-            owners = set(owners_of(conn, item.bands)) - {story_id, *item.story_rejected}
+            owners = set(owners_of(conn, item.bands)) - {story_id, *rejected}
             other = min(owners, default=None)
         if other is None:
             # Only bands of stories the finder had rejected collided: ours
@@ -265,7 +265,7 @@ class StoryResolver:
         self._drop_bands(story_id, item.bands)
         conn.execute(delete(stories).where(stories.c.id == story_id))
         self.add_keys(int(other), keys)
-        self.add_bands(int(other), item.bands, item.story_rejected)
+        self.add_bands(int(other), item.bands, rejected)
         evaluated = conn.execute(
             update(stories)
             .where(stories.c.id == other)

@@ -156,8 +156,8 @@ class IngestItem:
     content_hash: str | None = None
     story_hint: int | None = None
     bands: tuple[tuple[int, int], ...] = ()
-    story_peer: str | None = None
     story_rejected: tuple[int, ...] = ()
+    story_apart: tuple[str, ...] = ()
     story_merge: tuple[int, ...] = ()
     new_text: int | None = None
 

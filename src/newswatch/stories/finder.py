@@ -14,9 +14,10 @@ over the batch:
    at most ``MAX_CANDIDATES`` per article;
 3. one store read for a few copies of every candidate story
    (``story_copies``: first and latest), whose signatures are cached;
-4. ``similar.decide`` confirms on the exact shingle sets; an article that
-   matches no stored story may still copy an earlier item of the batch
-   (``story_peer``).
+4. ``similar.decide`` confirms on the exact shingle sets. Copies within
+   one batch find each other in the transaction, through the band the
+   first one recorded; an earlier item that shares a band but is another
+   story is named in ``story_apart``.
 
 The store work inside the transaction then stays what it was: a few
 indexed statements per article (``store._stories``).
@@ -75,8 +76,9 @@ class StoryFinder:
         return cls(store, window=settings.window, thresholds=thresholds_of(settings))
 
     def annotate(self, items: Sequence[IngestItem], now: datetime) -> list[IngestItem]:
-        """``items`` with ``story_hint``, ``story_peer``, ``bands``,
-        ``story_rejected`` and ``new_text`` filled in for those that matched."""
+        """``items`` with ``story_hint``, ``bands``, ``story_rejected``,
+        ``story_apart``, ``story_merge`` and ``new_text`` filled in for those
+        that matched."""
         matched = {i: self._remember(item.article) for i, item in enumerate(items) if item.matches}
         # Too short to be compared (see similar.Thresholds.min_contained):
         # exact keys only, and no bands to store.
@@ -88,25 +90,14 @@ class StoryFinder:
             return list(items)
         verdicts = self._verdicts(sigs, now)
         out = list(items)
-        entry_of = {i: items[i].article.entry_key for i in wanted}
-        story_of: dict[int, int | None] = {}
         for i in wanted:
             verdict, sig = verdicts[i], sigs[i]
-            peer: str | None = None
-            hint = verdict.story_id
-            if hint is None:
-                j = self._peer(i, sig, sigs, wanted)
-                if j is not None:
-                    hint, peer = story_of.get(j), entry_of[j]
-                    if hint is not None:
-                        peer = None
-            story_of[i] = hint
             out[i] = dataclasses.replace(
                 items[i],
-                story_hint=hint,
-                story_peer=peer,
+                story_hint=verdict.story_id,
                 bands=sig.bands,
                 story_rejected=verdict.rejected,
+                story_apart=self._apart(i, sig, sigs, items),
                 story_merge=verdict.also,
                 new_text=verdict.new_shingles if verdict.update else None,
             )
@@ -174,21 +165,20 @@ class StoryFinder:
             self._cache.popitem(last=False)
         return sig
 
-    def _peer(
-        self, i: int, sig: Signature, sigs: dict[int, Signature], order: Sequence[int]
-    ) -> int | None:
-        """The earliest earlier item of the batch that is the same story."""
+    def _apart(
+        self, i: int, sig: Signature, sigs: dict[int, Signature], items: Sequence[IngestItem]
+    ) -> tuple[str, ...]:
+        """Earlier items of the batch that share a band with this one but
+        are other stories: the store must not join them on that band (it
+        joins the ones that are the same through their shared band)."""
         bands = set(sig.bands)
-        for j in order:
-            if j >= i:
-                return None
-            other = sigs[j]
-            if bands.isdisjoint(other.bands):
-                continue
-            if compare(sig, other).same_story(self.thresholds):
-                return j
-        return None
-
+        return tuple(
+            items[j].article.entry_key
+            for j, other in sigs.items()
+            if j < i
+            and not bands.isdisjoint(other.bands)
+            and not compare(sig, other).same_story(self.thresholds)
+        )
 
 def thresholds_of(settings: StorySettings) -> Thresholds:
     return Thresholds(
