@@ -180,6 +180,7 @@ class StoryFinder:
             and not compare(sig, other).same_story(self.thresholds)
         )
 
+
 def thresholds_of(settings: StorySettings) -> Thresholds:
     return Thresholds(
         jaccard=settings.jaccard,
