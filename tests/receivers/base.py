@@ -115,7 +115,7 @@ class Message:
 @dataclass
 class _Script:
     remaining: int
-    answer: Answer
+    answer: Answer | None  # None: let the request through to the platform
 
 
 class Receiver:
@@ -203,6 +203,13 @@ class Receiver:
             answer = Answer(status, data, dict(headers or {}))
         with self._lock:
             self._scripts.append(_Script(count, answer))
+
+    def pass_next(self, count: int = 1) -> None:
+        """Let the next ``count`` requests through to the platform logic
+        before the scripts queued after this one apply (fail part k of a
+        split message: ``pass_next(k); fail_next_server_error()``)."""
+        with self._lock:
+            self._scripts.append(_Script(count, None))
 
     def fail_next_rate_limited(self, count: int = 1, retry_after: float = 1.0) -> None:
         """The next ``count`` requests get the platform's own 429."""

@@ -314,7 +314,18 @@ def _merge_rules(
     return rules, aliases, watched
 
 
-_CHANNEL_TYPES = ("console", "email", "webhook")
+_CHANNEL_TYPES = (
+    "console",
+    "email",
+    "webhook",
+    "slack",
+    "discord",
+    "telegram",
+    "teams",
+    "matrix",
+    "ntfy",
+    "apprise",
+)
 
 
 def _pydantic_problem(doc: _Doc, err: Any) -> str:
