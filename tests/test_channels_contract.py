@@ -38,8 +38,8 @@ import pytest
 
 from channel_harness import (
     HARNESSES,
-    TLS,
     HOSTILE,
+    TLS,
     EmailHarness,
     Harness,
     MatrixHarness,
