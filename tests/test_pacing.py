@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from newswatch.notify.pacing import (
@@ -76,6 +77,14 @@ def theory(bucket: Bucket, n: int) -> timedelta:
     return timedelta(seconds=max(0, n - bucket.burst) / bucket.per_second)
 
 
+def test_the_refill_interval_is_rounded_up_exactly() -> None:
+    assert Bucket(rate=3, per=timedelta(seconds=1), burst=1).interval == timedelta(
+        microseconds=333_334
+    )
+    assert Bucket(rate=24, per=timedelta(minutes=1), burst=5).interval == timedelta(seconds=2.5)
+    assert Bucket(rate=0.1, per=timedelta(seconds=1), burst=1).interval == timedelta(seconds=10)
+
+
 @pytest.mark.parametrize("platform", sorted(PLATFORM_PACING))
 @pytest.mark.parametrize("drive", [reserve_all_at_once, one_after_another])
 def test_a_burst_of_500_never_trips_the_platform(
@@ -91,8 +100,10 @@ def test_a_burst_of_500_never_trips_the_platform(
             assert max_in_window(times, limit.per) <= limit.count, limit
         else:
             assert drains(limit, times), limit
-    # Total time is the theory's, to the microsecond each wait is rounded up by.
+    # Total time is the theory's: (N - burst) refill intervals, each the exact
+    # 1/rate rounded up to a microsecond.
     total = times[-1] - T0
+    assert total == (BURST - bucket.burst) * bucket.interval
     assert theory(bucket, BURST) <= total <= theory(bucket, BURST) + BURST * US
 
 
@@ -107,6 +118,17 @@ def test_every_platform_has_its_sources_and_unpaced_kinds_have_none() -> None:
     for kind in ["webhook", "email", "console", "apprise", "unknown"]:
         assert pacing_for(kind) is None
     assert pacing_for("slack") is PLATFORM_PACING["slack"]
+
+
+def test_waits_are_rounded_up_never_early() -> None:
+    thirds = Bucket(rate=3, per=timedelta(seconds=1), burst=1)
+    state = full(thirds, T0)
+    state, _ = take(thirds, state, T0)
+    waits = []
+    for _ in range(3):
+        state, wait = take(thirds, state, T0)
+        waits.append(wait)
+    assert waits == [timedelta(microseconds=m) for m in (333_334, 666_668, 1_000_002)]
 
 
 def test_idle_refills_to_the_burst_and_no_more() -> None:
@@ -154,6 +176,9 @@ def test_bad_buckets(kwargs: dict[str, object], message: str) -> None:
     burst=st.integers(1, 20),
     steps=st.lists(st.integers(-5_000_000, 20_000_000), min_size=1, max_size=60),
 )
+# Found by this test when waits were float seconds rounded up one by one: two
+# requests went 27.999999 s apart in a bucket of one per 28 s.
+@example(rate=1.0, per_s=28, burst=1, steps=[0, 0, 47, 0])
 def test_waits_are_never_negative_and_the_bound_holds(
     rate: float, per_s: int, burst: int, steps: list[int]
 ) -> None:
@@ -167,5 +192,5 @@ def test_waits_are_never_negative_and_the_bound_holds(
         assert wait >= timedelta(0)
         times.append(clock + wait)
     window = timedelta(seconds=per_s)
-    bound = burst + math.ceil(bucket.per_second * per_s) - 1
+    bound = burst + math.ceil(Fraction(rate)) - 1  # exact: the window is the bucket's period
     assert max_in_window(times, window) <= bound

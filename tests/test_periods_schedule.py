@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -47,6 +50,9 @@ from newswatch.periods import Schedule, parse_schedule
         ("0 */6 * * *", "0 */6 * * *", "every 6h"),
         ("0 */5 * * *", "0 */5 * * *", "0 */5 * * *"),
         ("*/7 * * * *", "*/7 * * * *", "*/7 * * * *"),
+        # "every 60m" and "every 24h" would parse to other crons: kept as written.
+        ("*/60 * * * *", "*/60 * * * *", "*/60 * * * *"),
+        ("0 */24 * * *", "0 */24 * * *", "0 */24 * * *"),
         # Not "every 4h": without a leading * cronsim applies wall-clock
         # DST handling, so these are different schedules.
         ("0 0-23/4 * * *", "0 0,4,8,12,16,20 * * *", "0 0,4,8,12,16,20 * * *"),
@@ -87,7 +93,8 @@ def test_direct_construction_must_be_canonical() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("daily 25:00", "'daily 25:00': hour must be 0-23"),
+        ("daily 25:00", "'daily 25:00': hour must be 0-23$"),
+        ("daily 24:00", "'daily 24:00': hour must be 0-23$"),
         ("daily 08:60", "'daily 08:60': minute must be 0-59"),
         ("daily 8", "'daily 8': expected a time like 08:00, not '8'"),
         ("daily", "'daily': expected daily HH:MM, e.g. daily 08:00"),
@@ -148,3 +155,14 @@ def test_canonical_form_round_trips(spec: str) -> None:
     assert again == schedule
     assert str(again) == str(schedule)
     assert parse_schedule(schedule.cron) == schedule
+
+
+def test_periods_stands_alone() -> None:
+    """Config validation imports newswatch.periods, so it must not import
+    config (a cycle) or notify."""
+    code = (
+        "import sys, newswatch.periods\n"
+        "bad = [m for m in sys.modules if m.startswith(('newswatch.config', 'newswatch.notify'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)

@@ -23,28 +23,34 @@ from pydantic import (
 )
 
 from newswatch.keys import feed_key_for
+from newswatch.periods import parse_quiet_hours, parse_schedule, parse_throttle
 
 # --------------------------------------------------------------------------- values
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_NUMBER_RE = re.compile(r"^\s*-?\d+(?:\.\d+)?\s*$")
 
 
 def parse_duration(value: object) -> timedelta:
-    """'10m', '20s', '1.5h', '7d' or a number of seconds -> timedelta."""
+    """'10m', '20s', '1.5h', '7d' -> timedelta.
+
+    A bare number is an error, not seconds: `every: 10` meant minutes as
+    often as seconds, and guessing wrong polls a publisher 60x too often.
+    """
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
         raise ValueError("expected a duration like 30s, 10m, 2h or 7d")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        m = _DURATION_RE.match(value)
-        if not m:
-            raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 10m, 2h or 7d")
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    else:
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER_RE.match(value)):
+        n = str(value).strip()
+        raise ValueError(f"'{n}' has no unit; write {n}s, {n}m, {n}h or {n}d")
+    if not isinstance(value, str):
         raise ValueError("expected a duration like 30s, 10m, 2h or 7d")
+    m = _DURATION_RE.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 10m, 2h or 7d")
+    seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return timedelta(seconds=seconds)
@@ -133,6 +139,8 @@ class FeedConfig(_Frozen):
     every: Duration | None = None
     tags: tuple[str, ...] = ()
     backfill: Backfill = None
+    # Let redirects leave for loopback, private and link-local addresses (SSRF guard).
+    allow_private: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> FeedConfig:
@@ -402,6 +410,27 @@ class NotifyTarget(_Frozen):
     group_wait: ZeroDuration | None = None
     throttle: str | None = None
     quiet_hours: str | None = None
+
+    @field_validator("digest")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_schedule(v)  # raises ValueError with the reason
+        return v
+
+    @field_validator("throttle")
+    @classmethod
+    def _throttle(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_throttle(v)
+        return v
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_quiet_hours(v)
+        return v
 
     @property
     def mode(self) -> Literal["immediate", "digest"]:

@@ -1,9 +1,10 @@
-"""Feeds: fetch (httpx) -> parse (feedparser) -> normalize (pure).
+"""Feeds: fetch (httpx) -> parse (feedparser) -> normalize (pure); discover (pure).
 
 Each step is its own module with a small surface; this package re-exports it.
 """
 
-from newswatch.feeds.fetch import Fetcher, default_user_agent
+from newswatch.feeds.discover import discover_feeds
+from newswatch.feeds.fetch import Fetcher, default_user_agent, host_key
 from newswatch.feeds.normalize import (
     canonical_url,
     entry_key,
@@ -19,7 +20,9 @@ __all__ = [
     "Fetcher",
     "canonical_url",
     "default_user_agent",
+    "discover_feeds",
     "entry_key",
+    "host_key",
     "html_to_text",
     "normalize_entry",
     "normalize_feed",

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 import traceback
@@ -192,18 +193,23 @@ class Deliverer:
 
     # ----------------------------------------------------------------- send
 
-    async def deliver_due(self, *, flush: bool = False) -> DeliveryStats:
+    async def deliver_due(
+        self, *, flush: bool = False, only: Sequence[int] | None = None
+    ) -> DeliveryStats:
         """One round: compose what is due, claim up to ``batch`` due
         notifications, send them, record outcomes.
 
         If cancelled while the claim itself runs, its notifications come back
         when their lease expires; at any later point they are released at once.
+        ``only``: send just these notifications (and compose nothing).
         """
-        composed = await self.compose(flush=flush)
+        composed = 0 if only is not None else await self.compose(flush=flush)
         channels = self.channels
         now = self._clock()
         claimed = await asyncio.to_thread(
-            self.store.claim_notifications, now, now + self._lease, self._batch
+            functools.partial(
+                self.store.claim_notifications, now, now + self._lease, self._batch, only=only
+            )
         )
         if not claimed:
             return DeliveryStats(composed=composed)

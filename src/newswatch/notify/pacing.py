@@ -8,9 +8,12 @@ at once, so a burst of N takes at the same instant returns N increasing
 waits: the bucket's ``tokens`` goes negative by the requests already
 promised a later slot.
 
-A bucket of capacity B refilling r tokens a second, starting full, lets
-through at most ``B + ceil(r * W) - 1`` requests in any window
-``[t, t + W)``. The defaults below are chosen against each platform's
+A bucket of capacity B refilling r tokens a second lets through at most
+``B + ceil(r * W) - 1`` requests in any window ``[t, t + W)``. That bound
+holds exactly, not up to rounding: ``take`` computes in whole microseconds
+(GCRA, the "virtual scheduling" form of a token bucket), with the time one
+token takes to refill rounded up to a microsecond; ``tokens`` is that
+state read as a token count. The defaults below are chosen against each platform's
 published limits with that bound, and keep about 10% or more of slack on
 the sustained rate, because a request delayed in transit bunches up with
 the next one at the receiver. ``PUBLISHED_LIMITS`` records what each
@@ -22,10 +25,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from fractions import Fraction
 
-# ``wait`` is rounded up to this, so a request never goes early by a
-# rounding error and the bound above holds exactly.
-_RESOLUTION = timedelta(microseconds=1)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,13 @@ class Bucket:
     @property
     def per_second(self) -> float:
         return self.rate / self.per.total_seconds()
+
+    @property
+    def interval(self) -> timedelta:
+        """The time one token takes to refill, rounded up to a microsecond
+        (exactly, so the rate is never exceeded by a rounding error)."""
+        per_us = self.per // _MICROSECOND
+        return _MICROSECOND * math.ceil(Fraction(per_us) / Fraction(self.rate))
 
 
 @dataclass(frozen=True)
@@ -78,13 +87,17 @@ def take(bucket: Bucket, state: BucketState, now: datetime) -> tuple[BucketState
     stepped back) is honoured as it stands: nothing refills, and the request
     waits at least until that time.
     """
-    since = max(now, state.at)
-    elapsed = (now - state.at).total_seconds() if now > state.at else 0.0
-    tokens = min(float(bucket.burst), state.tokens + elapsed * bucket.per_second)
-    deficit = max(0.0, 1 - tokens)
-    micros = math.ceil(deficit / bucket.per_second * 1_000_000)
-    wait = (since - now) + _RESOLUTION * micros
-    return BucketState(tokens - 1, since), wait
+    interval = bucket.interval
+    interval_us = interval // _MICROSECOND
+    # GCRA's one number: the instant the bucket would be full again. It is a
+    # whole number of microseconds; ``tokens`` carries it as a float exactly
+    # enough to round back (53 bits hold any realistic backlog).
+    owed_us = round((bucket.burst - state.tokens) * interval_us)
+    full_again = max(state.at + owed_us * _MICROSECOND, now) + interval
+    send_at = max(now, full_again - bucket.burst * interval)
+    at = max(now, state.at)
+    tokens = bucket.burst - ((full_again - at) // _MICROSECOND) / interval_us
+    return BucketState(tokens, at), send_at - now
 
 
 # --------------------------------------------------------------------------- defaults

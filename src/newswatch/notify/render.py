@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from newswatch.model import Item, Message, Notification, NotificationKind
-from newswatch.notify.templates import Markup, Templates
+from newswatch.notify.templates import Markup, TemplateError, Templates
 from newswatch.notify.text import (
     HEADLINE_MAX,
     SUMMARY_MAX,
@@ -61,6 +61,9 @@ _MARKS: dict[str, tuple[str, str]] = {
 _HREF_UNSAFE = " <>|()[]\"'`\\"
 # Outlets listed under "also reported by" before "(+N)".
 ALSO_MAX = 5
+
+# Template parts rendered once per item (the context has ``item``).
+ITEM_PARTS = frozenset({"item", "short"})
 
 _DEFAULT: Templates | None = None
 
@@ -112,6 +115,9 @@ def _item_context(item: Item, platform: str, rc: RenderContext, number: int) -> 
         Markup(f"{open_mark}{esc(piece)}{close_mark}") if hit else esc(piece)
         for piece, hit in segments
     )
+    # One line: line breaks in the feed's text were spaces already (offsets
+    # kept); now runs of them fold (no escape sequence contains whitespace).
+    marked = Markup(" ".join(str(marked).split()))
     also = [
         {
             "source": esc(one_line(o.source) or "?"),
@@ -365,3 +371,102 @@ def fit(
         else:
             hi = mid - 1
     return escape(truncate(text, lo))
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def sample_notifications() -> list[Notification]:
+    """One notification of every kind, with feed text that exercises the
+    templates (a Korean headline, markup, an also-reported-by list)."""
+    from datetime import UTC, datetime
+
+    from newswatch.model import Article, Explanation, Hit, Item, Outlet, Period
+
+    at = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    article = Article(
+        feed_key="sample",
+        entry_key="sample-1",
+        story_key="sample",
+        title='Russia and North Korea <sign> a "pact" & more · 러시아·북한',
+        summary="Russia and North Korea signed a treaty in Pyongyang.",
+        content="",
+        link="https://www.example.org/news/1?a=1&b=2",
+        canonical_url="https://www.example.org/news/1",
+        author="Yonhap",
+        categories=("politics",),
+        published=at,
+        source="Example News",
+        tags=("korea",),
+    )
+    explanation = Explanation(
+        hits=(Hit("russia", "summary", 0, 6),),
+        snippet="Russia and North Korea signed a treaty",
+        highlights=((0, 6), (11, 22)),
+    )
+    item = Item(
+        story_id=1,
+        article=article,
+        rules=("sample-rule", "other-rule"),
+        explanation=explanation,
+        matched_at=at,
+        also=(Outlet("Other Outlet", "Same story", "https://other.example/1", at),),
+        outbox_ids=(1, 2),
+    )
+    period = Period(at.replace(day=4), at, "daily 08:00", late=True)
+    out = []
+    for kind in NotificationKind:
+        count = {NotificationKind.ALERT: 1, NotificationKind.TEST: 0}.get(kind, 2)
+        items = (item,) * count
+        out.append(
+            Notification(
+                id=1,
+                key="nw-sample",
+                channel="sample-channel",
+                kind=kind,
+                items=items,
+                created_at=at,
+                period=period if kind is NotificationKind.DIGEST else None,
+                reason="held back: throttled" if kind is NotificationKind.SUMMARY else None,
+                more=2 if kind is NotificationKind.SUMMARY else 0,
+            )
+        )
+    return out
+
+
+def check_templates(templates: Templates) -> list[TemplateError]:
+    """Render every template the user folder overrides, for every kind of
+    notification: each problem as ``file:line: message`` (a config error at
+    load time, never a failed send at 3 a.m.)."""
+    from newswatch.notify.templates import PLATFORMS
+
+    names = templates.user_templates()
+    platforms = sorted({n.split("/", 1)[0] for n in names if "/" in n})
+    problems: list[TemplateError] = []
+    for name in names:
+        folder = name.split("/", 1)[0] if "/" in name else ""
+        if folder not in PLATFORMS:
+            known = ", ".join(sorted(PLATFORMS))
+            where = f"{templates.user_dir}/{name}"
+            problems.append(TemplateError(where, 0, f"not in a template folder (use {known})"))
+    rc = RenderContext(templates=templates, config_name="sample.yaml")
+    seen: set[str] = set()
+    for platform in platforms:
+        if platform not in PLATFORMS:
+            continue
+        parts = sorted(templates.parts(platform))
+        for notification in sample_notifications():
+            ctx = notification_context(notification, platform, rc)
+            for part in parts:
+                if part in ITEM_PARTS:
+                    if not ctx["items"]:
+                        continue
+                    ctx = {**ctx, "item": ctx["items"][0]}
+                try:
+                    templates.render(platform, notification.kind, part, ctx)
+                except TemplateError as exc:
+                    if str(exc) not in seen:  # once, for the first kind it broke
+                        seen.add(str(exc))
+                        reason = f"{exc.reason} (rendering a sample {notification.kind.value})"
+                        problems.append(TemplateError(exc.file, exc.line, reason))
+    return problems

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,10 @@ def escape_href(markup: str, href: str) -> Markup:
 class TemplateError(Exception):
     """A template failed to compile or render; ``str()`` names file and line."""
 
+    def __init__(self, file: str, line: int, reason: str) -> None:
+        self.file, self.line, self.reason = file, line, reason
+        super().__init__(f"{file}:{line}: {reason}" if line else f"{file}: {reason}")
+
 
 @dataclass(frozen=True, slots=True)
 class _Platform:
@@ -195,16 +199,16 @@ class Templates:
         try:
             template = env.select_template(names)
         except jinja2.TemplatesNotFound as exc:
-            raise TemplateError(f"no template {' or '.join(names)}") from exc
+            raise TemplateError("templates", 0, f"no template {' or '.join(names)}") from exc
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(_where(exc.filename or exc.name, exc.lineno, exc.message)) from exc
+            raise TemplateError(*_where(exc.filename or exc.name, exc.lineno, exc.message)) from exc
         try:
             return template.render(context)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(_where(exc.filename or exc.name, exc.lineno, exc.message)) from exc
+            raise TemplateError(*_where(exc.filename or exc.name, exc.lineno, exc.message)) from exc
         except Exception as exc:  # an undefined name, a sandbox refusal, a filter error
             name, line = _render_place(exc, template)
-            raise TemplateError(_where(name, line, f"{type(exc).__name__}: {exc}")) from exc
+            raise TemplateError(*_where(name, line, f"{type(exc).__name__}: {exc}")) from exc
 
     def _exists(self, name: str) -> bool:
         try:
@@ -212,6 +216,17 @@ class Templates:
         except jinja2.TemplateNotFound:
             return False
         return True
+
+    def parts(self, platform: str) -> set[str]:
+        """The parts a platform's templates define (``item`` for
+        ``slack/item.j2`` and ``slack/digest.item.j2``), shipped and user."""
+        found: set[str] = set()
+        for name in self._loader.list_templates():
+            folder, _, file = name.partition("/")
+            if folder == platform and file.endswith(".j2"):
+                stem = file.removesuffix(".j2")
+                found.add(stem.split(".", 1)[1] if stem.split(".", 1)[0] in _KINDS else stem)
+        return found
 
     def user_templates(self) -> list[str]:
         """Names of the user's template files (relative to ``user_dir``)."""
@@ -222,16 +237,16 @@ class Templates:
         )
 
 
+_KINDS = frozenset(k.value for k in NotificationKind)
+
+
 def _names(platform: str, kind: NotificationKind | None, part: str) -> list[str]:
     names = [f"{platform}/{kind.value}.{part}.j2"] if kind is not None else []
     return [*names, f"{platform}/{part}.j2"]
 
 
-def _where(name: str | None, line: int | None, message: str | None) -> str:
-    where = name or "template"
-    if line:
-        where = f"{where}:{line}"
-    return f"{where}: {message or 'template error'}"
+def _where(name: str | None, line: int | None, message: str | None) -> tuple[str, int, str]:
+    return name or "template", line or 0, message or "template error"
 
 
 def _render_place(exc: BaseException, template: jinja2.Template) -> tuple[str | None, int | None]:
@@ -246,7 +261,3 @@ def _render_place(exc: BaseException, template: jinja2.Template) -> tuple[str | 
             name, line = filename, tb.tb_lineno
         tb = tb.tb_next
     return name, line
-
-
-def template_files(user_dir: Path) -> Sequence[Path]:
-    return sorted(p for p in user_dir.rglob("*.j2") if p.is_file())

@@ -10,14 +10,13 @@ message fit for a config error. This package imports nothing from
 from newswatch.periods.quiet import QuietHours, parse_quiet_hours, quiet_until
 from newswatch.periods.schedule import (
     Period,
-    Schedule,
     missed_fire,
     next_fire,
-    parse_schedule,
     period_ending,
     period_of,
     previous_fire,
 )
+from newswatch.periods.spec import Schedule, parse_schedule
 from newswatch.periods.throttle import Throttle, parse_throttle, throttle_slot
 
 __all__ = [

@@ -123,7 +123,8 @@ class _Ingest:
         self.insert_match = insert_ignore(conn, matches, "rule", "article_id").returning(
             matches.c.id
         )
-        self.insert_key = insert_ignore(conn, story_keys, "key")
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... DO NOTHING.
+        self.insert_key = insert_ignore(conn, story_keys, "key").returning(story_keys.c.key)
         self.insert_band = insert_ignore(conn, story_bands, "band", "hash")
         self.routes: list[dict[str, Any]] = []
         self.stats: dict[str, int] = {}
@@ -174,10 +175,12 @@ class _Ingest:
         return story_id, False, item.evaluated
 
     def _add_keys(self, story_id: int, keys: Sequence[str]) -> int:
+        """Record the story's keys; returns how many were new (a key taken
+        by another story stays with it)."""
         rows = [{"key": k, "story_id": story_id, "created_at": self.now} for k in keys]
         written = 0
         for row in rows:
-            written += self.conn.execute(self.insert_key, row).rowcount or 0
+            written += self.conn.execute(self.insert_key, row).first() is not None
         return written
 
     def rules_matched_before(self, story_id: int, rules: Sequence[str]) -> set[str]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from newswatch.keys import digest_key
-from newswatch.model import NotificationKind, Period
+from newswatch.model import Notification, NotificationKind, Period
 from newswatch.store._codec import aware_utc
 from newswatch.store._dialect import insert_ignore
-from newswatch.store._outbox import insert_notification, queue_rows
+from newswatch.store._outbox import _item_rows, build_items, insert_notification, queue_rows
 from newswatch.store._tx import Transactional, chunks
 from newswatch.store.base import DigestOutcome, DigestTarget, Mute, OutboxStatus
 from newswatch.store.schema import digest_periods, locks, mutes, outbox
@@ -108,16 +108,53 @@ class LedgerMixin(Transactional):
                 )
         return DigestOutcome(done_before=False, notifications=tuple(created), items=len(stories))
 
+    def preview_digest(
+        self,
+        digest: DigestTarget,
+        *,
+        period_start: datetime,
+        cutoff: datetime,
+        now: datetime,
+        max_items: int,
+    ) -> list[Notification]:
+        """The digest as it would be composed now, written nowhere."""
+        with self._tx(write=False) as conn:
+            rows = _item_rows(
+                conn,
+                and_(
+                    outbox.c.status == OutboxStatus.PENDING.value,
+                    outbox.c.target_id.in_(list(digest.target_ids)),
+                    outbox.c.created_at < cutoff,
+                ),
+            )
+            items = build_items(conn, rows, lambda row: 0).get(0, ())
+        batches = [items[i : i + max_items] for i in range(0, len(items), max_items)] or [()]
+        return [
+            Notification(
+                id=0,
+                key="preview",
+                channel=digest.channel,
+                kind=NotificationKind.DIGEST,
+                items=batch,
+                created_at=now,
+                period=Period(start=period_start, end=cutoff, schedule=digest.schedule),
+            )
+            for batch in batches
+        ]
+
     # --- locks
 
     def acquire_lock(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
         """Take (or renew) the lock ``name`` until ``until``; False while
         another owner holds it."""
         with self._tx(write=True) as conn:
+            # RETURNING, not rowcount: psycopg reports -1 for INSERT ... DO NOTHING.
             taken = conn.execute(
-                insert_ignore(conn, locks, "name").values(name=name, owner=owner, until=until)
-            ).rowcount
-            if taken:
+                insert_ignore(conn, locks, "name")
+                .values(name=name, owner=owner, until=until)
+                .returning(locks.c.name)
+            ).first()
+            if taken is not None:
                 return True
             renewed = conn.execute(
                 update(locks)

@@ -9,7 +9,7 @@ resends the same notification, and its rows are marked together with it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ from newswatch.model import (
 )
 from newswatch.store import _codec
 from newswatch.store._codec import aware_utc
-from newswatch.store._tx import Transactional, chunks
+from newswatch.store._tx import IN_CHUNK, Transactional, chunks
 from newswatch.store.base import (
     ChannelCounts,
     Compose,
@@ -46,6 +46,9 @@ from newswatch.store.schema import ARTICLE_FIELDS, articles, matches, notificati
 ALSO_LIMIT = 20
 # Items whose titles a notification listing shows.
 LISTING_TITLES = 3
+
+# hold_reason of rows held by a throttle (notify.plan.THROTTLE).
+THROTTLE_REASON = "throttle"
 
 _PENDING = OutboxStatus.PENDING.value
 _QUEUED = OutboxStatus.QUEUED.value
@@ -173,6 +176,12 @@ class OutboxMixin(Transactional):
                         outbox.c.target_id.in_(chunk),
                         outbox.c.composed_at >= since,
                         outbox.c.status.in_([_QUEUED, OutboxStatus.SENT.value]),
+                        # Items released from a throttle went out in a
+                        # summary: counting them would keep the window shut.
+                        or_(
+                            outbox.c.hold_reason.is_(None),
+                            ~outbox.c.hold_reason.startswith(THROTTLE_REASON),
+                        ),
                     )
                     .order_by(outbox.c.composed_at)
                 )
@@ -229,9 +238,14 @@ class OutboxMixin(Transactional):
     # --- delivering
 
     def claim_notifications(
-        self, now: datetime, lease_until: datetime, limit: int
+        self,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        only: Sequence[int] | None = None,
     ) -> list[Notification]:
-        if limit <= 0:
+        if limit <= 0 or (only is not None and not only):
             return []
         n = notifications.c
         due = (
@@ -253,6 +267,8 @@ class OutboxMixin(Transactional):
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if only is not None:
+            due = due.where(n.id.in_(list(only)[:IN_CHUNK]))
         with self._tx(write=True) as conn:
             picked = list(conn.execute(due).scalars())
             if not picked:
@@ -543,47 +559,57 @@ def _move(conn: Connection, row_ids: Sequence[int], target_id: str, now: datetim
         )
 
 
+def _item_rows(conn: Connection, where: Any) -> list[Any]:
+    """Outbox rows with their article and match, for building items."""
+    stmt = (
+        select(
+            outbox.c.id.label("outbox_id"),
+            outbox.c.notification_id,
+            outbox.c.rule.label("outbox_rule"),
+            outbox.c.story_id.label("outbox_story_id"),
+            outbox.c.created_at.label("outbox_created_at"),
+            articles.c.id.label("article_id"),
+            matches.c.explanation,
+            matches.c.matched_at,
+            *(articles.c[name] for name in ARTICLE_FIELDS),
+        )
+        .select_from(
+            outbox.join(articles, articles.c.id == outbox.c.article_id).outerjoin(
+                matches,
+                and_(
+                    matches.c.rule == outbox.c.rule,
+                    matches.c.article_id == outbox.c.article_id,
+                ),
+            )
+        )
+        .where(where)
+        .order_by(outbox.c.notification_id, outbox.c.created_at, outbox.c.id)
+    )
+    return list(conn.execute(stmt).mappings())
+
+
 def _items(conn: Connection, notification_ids: Sequence[int]) -> dict[int, tuple[Item, ...]]:
-    """Each notification's items: one per story, naming every rule of its
-    rows, with the first row's article and explanation, and the story's
-    other copies as ``also``."""
+    """Each notification's items (see ``build_items``)."""
     rows: list[Any] = []
     for chunk in chunks(list(notification_ids)):
-        stmt = (
-            select(
-                outbox.c.id.label("outbox_id"),
-                outbox.c.notification_id,
-                outbox.c.rule.label("outbox_rule"),
-                outbox.c.story_id.label("outbox_story_id"),
-                outbox.c.created_at.label("outbox_created_at"),
-                articles.c.id.label("article_id"),
-                matches.c.explanation,
-                matches.c.matched_at,
-                *(articles.c[name] for name in ARTICLE_FIELDS),
-            )
-            .select_from(
-                outbox.join(articles, articles.c.id == outbox.c.article_id).outerjoin(
-                    matches,
-                    and_(
-                        matches.c.rule == outbox.c.rule,
-                        matches.c.article_id == outbox.c.article_id,
-                    ),
-                )
-            )
-            .where(outbox.c.notification_id.in_(chunk))
-            .order_by(outbox.c.notification_id, outbox.c.id)
-        )
-        rows.extend(conn.execute(stmt).mappings())
+        rows.extend(_item_rows(conn, outbox.c.notification_id.in_(chunk)))
+    return build_items(conn, rows, lambda row: int(row["notification_id"]))
+
+
+def build_items(
+    conn: Connection, rows: Sequence[Any], group_of: Callable[[Any], int]
+) -> dict[int, tuple[Item, ...]]:
+    """Items per group: one per story, naming every rule of its rows, with
+    the first row's article and explanation, and the story's other copies
+    as ``also``."""
     lead_articles: dict[int, int] = {}
     grouped: dict[int, dict[int, list[Any]]] = {}
     for row in rows:
-        grouped.setdefault(row["notification_id"], {}).setdefault(
-            row["outbox_story_id"], []
-        ).append(row)
+        grouped.setdefault(group_of(row), {}).setdefault(row["outbox_story_id"], []).append(row)
         lead_articles.setdefault(row["outbox_story_id"], row["article_id"])
     also = _also(conn, lead_articles)
     out: dict[int, tuple[Item, ...]] = {}
-    for nid, by_story in grouped.items():
+    for group, by_story in grouped.items():
         built = []
         for story_id, story_rows in by_story.items():
             first = story_rows[0]
@@ -602,7 +628,7 @@ def _items(conn: Connection, notification_ids: Sequence[int]) -> dict[int, tuple
                     outbox_ids=tuple(r["outbox_id"] for r in story_rows),
                 )
             )
-        out[nid] = tuple(built)
+        out[group] = tuple(built)
     return out
 
 

@@ -371,10 +371,16 @@ class Outbox(Protocol):
         new notification ids. Rows no longer pending are skipped."""
 
     def claim_notifications(
-        self, now: datetime, lease_until: datetime, limit: int
+        self,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        only: Sequence[int] | None = None,
     ) -> list[Notification]:
         """Lease due notifications (and ones whose lease expired: a crashed
-        worker's), with their items built from their rows."""
+        worker's), with their items built from their rows; ``only`` these
+        ids when given."""
 
     def mark_sent(self, notification_id: int, now: datetime, parts_sent: int = 0) -> None: ...
     def mark_retry(

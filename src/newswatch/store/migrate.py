@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Column, Index, func, select, text
+from sqlalchemy import Column, Index, Table, func, select, text
 from sqlalchemy.engine import Connection
 
 from newswatch.identity import identity_keys
@@ -40,6 +40,12 @@ def _add_column(
     if default is not None:
         ddl += f" NOT NULL DEFAULT {default}"
     conn.execute(text(ddl))
+
+
+def _index(table: Table, name: str) -> Index:
+    """An index of the current schema by name (building a new ``Index`` on a
+    table would add a second copy of it to the metadata)."""
+    return next(index for index in table.indexes if index.name == name)
 
 
 def _true(conn: Connection) -> str:
@@ -87,8 +93,8 @@ def _v1_to_v2(conn: Connection) -> None:
         _add_column(conn, "feeds", column, default)
     _add_column(conn, "articles", articles.c.story_id)
     _add_column(conn, "articles", articles.c.content_hash)
-    Index("ix_articles_story_id", articles.c.story_id).create(conn)
-    Index("ix_matches_rule_matched_at", matches.c.rule, matches.c.matched_at).create(conn)
+    _index(articles, "ix_articles_story_id").create(conn)
+    _index(matches, "ix_matches_rule_matched_at").create(conn)
     _rekey_feeds(conn)
     _found_stories(conn)
     _rebuild_outbox(conn)
