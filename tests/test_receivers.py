@@ -10,6 +10,7 @@ runs on a stepped clock, so nothing here sleeps.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -207,6 +208,15 @@ def test_failure_scripts_answer_first_then_the_platform_again(
     assert second.status_code >= 500
     assert send(receiver, http, "c").status_code == ok
     assert [m.text for m in receiver.messages] == ["c"]
+
+
+def test_a_scripted_disconnect_sends_no_bytes(slack: SlackWebhookReceiver) -> None:
+    slack.fail_next_disconnect(1)
+    request = f"POST {slack.path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}"
+    with socket.create_connection(("127.0.0.1", slack.port), timeout=5) as sock:
+        sock.sendall(request.encode())
+        assert sock.recv(1024) == b""  # closed without a status line
+    assert slack.statuses == [None]
 
 
 def test_disconnect_and_down_are_transport_errors(
@@ -1105,10 +1115,11 @@ def test_teams_refused_cards_fail_the_flow_run_after_a_202(
 def test_teams_size_counts_escaped_quotes(
     teams: TeamsWorkflowReceiver, http: httpx.Client, clock: Clock
 ) -> None:
-    # 28,600 characters fit; the same length made of quotes does not (each is sent as \").
-    http.post(teams.url, json=card("x" * 28500))
+    # 28,400 letters fit; 10,000 quotes do not: a quote is 2 bytes in the card's
+    # JSON (\") and 4 once that JSON is itself a string, as Teams measures it.
+    http.post(teams.url, json=card("x" * 28400))
     clock.advance(1)
-    http.post(teams.url, json=card('"' * 14300))
+    http.post(teams.url, json=card('"' * 10000))
     assert len(teams.messages) == 1 and len(teams.failed_runs) == 1
     assert teams.messages[0].warnings == (
         "card over 21000 bytes: real Teams has refused such cards",
@@ -1326,9 +1337,8 @@ def test_ntfy_json_publish_and_query_params(ntfy: NtfyReceiver, http: httpx.Clie
 
 
 def test_ntfy_over_4096_bytes_becomes_an_attachment(ntfy: NtfyReceiver, http: httpx.Client) -> None:
-    assert (
-        http.post(ntfy.topic_url("t"), content=("한" * 1365 + "a").encode()).status_code == 200
-    )  # 4,096 bytes
+    at_limit = "한" * 1365 + "a"  # 4,096 bytes
+    assert http.post(ntfy.topic_url("t"), content=at_limit.encode()).json()["message"] == at_limit
     response = http.post(ntfy.topic_url("t"), content=f"{ARTICLE} ".encode() + b"x" * 4096)
     body = response.json()
     assert response.status_code == 200 and body["message"] == "You received a file: attachment.txt"
