@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import socketserver
 import sys
 import threading
 import time
@@ -140,13 +139,6 @@ class _Server(ThreadingHTTPServer):
         self._conn_lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks up the host's FQDN (a DNS round trip,
-        # tens of ms per start); the name is only used for CGI variables.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
