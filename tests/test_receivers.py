@@ -812,6 +812,17 @@ def test_discord_paces_five_per_two_seconds(
     assert discord.pacing_violations == 1 and len(discord.messages) == 6
 
 
+def test_discord_paces_thirty_per_minute(
+    discord: DiscordWebhookReceiver, http: httpx.Client, clock: Clock
+) -> None:
+    for i in range(30):
+        assert send_discord(discord, http, f"m{i}").status_code == 204
+        clock.advance(1.0)
+    refused = send_discord(discord, http, "m30")
+    assert refused.status_code == 429 and refused.json()["retry_after"] == pytest.approx(30.0)
+    assert discord.pacing_violations == 1
+
+
 # ------------------------------------------------------------------ Telegram
 
 
@@ -1143,6 +1154,17 @@ def test_teams_synchronous_refusals(
         "DirectApiInvalidAuthorizationSignature",
     )
     assert teams.failed_runs == [] and teams.messages == []
+
+
+def test_teams_paces_sixty_per_thirty_seconds(
+    teams: TeamsWorkflowReceiver, http: httpx.Client, clock: Clock
+) -> None:
+    for _ in range(60):
+        assert http.post(teams.url, json=card("x")).status_code == 202
+        clock.advance(0.25)  # under 4 a second: only the 30 s window fills
+    refused = http.post(teams.url, json=card("x"))
+    assert (refused.status_code, refused.headers["retry-after"]) == (429, "15")
+    assert teams.pacing_violations == 1
 
 
 def test_teams_paces_four_per_second(
