@@ -13,11 +13,13 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+from newswatch.notify.pacing import full, pacing_for, take
 from receivers import (
     DiscordWebhookReceiver,
     MatrixReceiver,
@@ -291,6 +293,29 @@ def test_scripted_rate_limit_uses_the_platform_form(
         assert response.status_code == 429
         RETRY_FORMS[name](response)
         assert receiver.pacing_violations == 0  # scripted, not earned
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("slack", "slack"), ("slack", "slack_api"), ("discord", "discord"), ("telegram", "telegram"),
+     ("teams", "teams"), ("matrix", "matrix"), ("ntfy", "ntfy")],
+)  # fmt: skip
+def test_newswatch_default_pacing_never_trips_a_receiver(
+    kind: str, name: str, http: httpx.Client, clock: Clock
+) -> None:
+    """A burst of 100 paced by ``notify.pacing`` defaults arrives within every limit."""
+    bucket = pacing_for(kind)
+    assert bucket is not None
+    factory, send, ok = PLATFORMS[name]
+    start = datetime(2024, 6, 19, 9, 0, tzinfo=UTC)
+    state = full(bucket, start)
+    with factory(clock=clock) as receiver:
+        base = clock.now
+        for i in range(100):
+            state, wait = take(bucket, state, start)  # the whole burst asks at once
+            clock.now = base + wait.total_seconds()
+            assert send(receiver, http, f"[{i}]").status_code == ok
+        assert receiver.pacing_violations == 0 and len(receiver.messages) == 100
 
 
 def test_latency_delays_answers_and_stop_does_not_wait_for_it(http: httpx.Client) -> None:
