@@ -10,13 +10,16 @@ runs on a stepped clock, so nothing here sleeps.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+from newswatch.notify.pacing import full, pacing_for, take
 from receivers import (
     DiscordWebhookReceiver,
     MatrixReceiver,
@@ -55,8 +58,9 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
+    # One client for the module: building one costs ~50 ms (its TLS context).
     with httpx.Client(timeout=5.0) as client:
         yield client
 
@@ -208,6 +212,15 @@ def test_failure_scripts_answer_first_then_the_platform_again(
     assert [m.text for m in receiver.messages] == ["c"]
 
 
+def test_a_scripted_disconnect_sends_no_bytes(slack: SlackWebhookReceiver) -> None:
+    slack.fail_next_disconnect(1)
+    request = f"POST {slack.path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}"
+    with socket.create_connection(("127.0.0.1", slack.port), timeout=5) as sock:
+        sock.sendall(request.encode())
+        assert sock.recv(1024) == b""  # closed without a status line
+    assert slack.statuses == [None]
+
+
 def test_disconnect_and_down_are_transport_errors(
     platform: tuple[Receiver, Sender, int], http: httpx.Client
 ) -> None:
@@ -280,6 +293,29 @@ def test_scripted_rate_limit_uses_the_platform_form(
         assert response.status_code == 429
         RETRY_FORMS[name](response)
         assert receiver.pacing_violations == 0  # scripted, not earned
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("slack", "slack"), ("slack", "slack_api"), ("discord", "discord"), ("telegram", "telegram"),
+     ("teams", "teams"), ("matrix", "matrix"), ("ntfy", "ntfy")],
+)  # fmt: skip
+def test_newswatch_default_pacing_never_trips_a_receiver(
+    kind: str, name: str, http: httpx.Client, clock: Clock
+) -> None:
+    """A burst of 100 paced by ``notify.pacing`` defaults arrives within every limit."""
+    bucket = pacing_for(kind)
+    assert bucket is not None
+    factory, send, ok = PLATFORMS[name]
+    start = datetime(2024, 6, 19, 9, 0, tzinfo=UTC)
+    state = full(bucket, start)
+    with factory(clock=clock) as receiver:
+        base = clock.now
+        for i in range(100):
+            state, wait = take(bucket, state, start)  # the whole burst asks at once
+            clock.now = base + wait.total_seconds()
+            assert send(receiver, http, f"[{i}]").status_code == ok
+        assert receiver.pacing_violations == 0 and len(receiver.messages) == 100
 
 
 def test_latency_delays_answers_and_stop_does_not_wait_for_it(http: httpx.Client) -> None:
@@ -459,11 +495,12 @@ def test_slack_unescaped_control_sequences_mention_and_link(
 def test_slack_escaped_text_is_inert_and_decodes_to_what_was_meant(
     slack: SlackWebhookReceiver, http: httpx.Client
 ) -> None:
-    escaped = HOSTILE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    title = HOSTILE + " (a &lt; b)"  # an entity in the feed text stays text
+    escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     http.post(slack.url, json={"text": escaped, "blocks": [section(escaped)]})
     message = slack.messages[0]
     assert message.mentions == () and message.links == ()
-    assert message.text == HOSTILE and message.parts["fallback"] == HOSTILE
+    assert message.text == title and message.parts["fallback"] == title
 
 
 def test_slack_plain_text_and_link_names(
@@ -800,6 +837,17 @@ def test_discord_paces_five_per_two_seconds(
     assert discord.pacing_violations == 1 and len(discord.messages) == 6
 
 
+def test_discord_paces_thirty_per_minute(
+    discord: DiscordWebhookReceiver, http: httpx.Client, clock: Clock
+) -> None:
+    for i in range(30):
+        assert send_discord(discord, http, f"m{i}").status_code == 204
+        clock.advance(1.0)
+    refused = send_discord(discord, http, "m30")
+    assert refused.status_code == 429 and refused.json()["retry_after"] == pytest.approx(30.0)
+    assert discord.pacing_violations == 1
+
+
 # ------------------------------------------------------------------ Telegram
 
 
@@ -884,6 +932,16 @@ def test_telegram_counts_code_points_after_parsing(
 def test_telegram_entity_offsets_are_utf16(telegram: TelegramReceiver, http: httpx.Client) -> None:
     result = tg(telegram, http, "😀 <b>뉴스</b>").json()["result"]
     assert result["entities"] == [{"type": "bold", "offset": 3, "length": 2}]
+
+
+def test_telegram_cleans_text_like_tdlib_before_measuring(
+    telegram: TelegramReceiver, http: httpx.Client
+) -> None:
+    # \r and U+202E (right-to-left override) vanish, a tab becomes a space,
+    # spaces and newlines at the ends go; the entity moves with its text.
+    result = tg(telegram, http, " \n\r<i>a\u202eb\tc</i>\n ").json()["result"]
+    assert result["text"] == "ab c"
+    assert result["entities"] == [{"type": "italic", "offset": 0, "length": 4}]
 
 
 @pytest.mark.parametrize(
@@ -983,7 +1041,7 @@ def test_telegram_escaped_hostile_title_passes_the_entity_check(
     escaped = HOSTILE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert tg(telegram, http, f"<b>{escaped}</b>").status_code == 200
     message = telegram.messages[0]
-    assert message.text == HOSTILE.strip() and message.warnings == ()
+    assert message.text == HOSTILE.replace("\r", "") and message.warnings == ()  # TDLib drops \r
     assert [m.kind for m in message.mentions] == [
         "username"
     ]  # "@everyone" is a username to Telegram
@@ -1093,10 +1151,11 @@ def test_teams_refused_cards_fail_the_flow_run_after_a_202(
 def test_teams_size_counts_escaped_quotes(
     teams: TeamsWorkflowReceiver, http: httpx.Client, clock: Clock
 ) -> None:
-    # 28,600 characters fit; the same length made of quotes does not (each is sent as \").
-    http.post(teams.url, json=card("x" * 28500))
+    # 28,400 letters fit; 10,000 quotes do not: a quote is 2 bytes in the card's
+    # JSON (\") and 4 once that JSON is itself a string, as Teams measures it.
+    http.post(teams.url, json=card("x" * 28400))
     clock.advance(1)
-    http.post(teams.url, json=card('"' * 14300))
+    http.post(teams.url, json=card('"' * 10000))
     assert len(teams.messages) == 1 and len(teams.failed_runs) == 1
     assert teams.messages[0].warnings == (
         "card over 21000 bytes: real Teams has refused such cards",
@@ -1120,6 +1179,17 @@ def test_teams_synchronous_refusals(
         "DirectApiInvalidAuthorizationSignature",
     )
     assert teams.failed_runs == [] and teams.messages == []
+
+
+def test_teams_paces_sixty_per_thirty_seconds(
+    teams: TeamsWorkflowReceiver, http: httpx.Client, clock: Clock
+) -> None:
+    for _ in range(60):
+        assert http.post(teams.url, json=card("x")).status_code == 202
+        clock.advance(0.25)  # under 4 a second: only the 30 s window fills
+    refused = http.post(teams.url, json=card("x"))
+    assert (refused.status_code, refused.headers["retry-after"]) == (429, "15")
+    assert teams.pacing_violations == 1
 
 
 def test_teams_paces_four_per_second(
@@ -1314,9 +1384,8 @@ def test_ntfy_json_publish_and_query_params(ntfy: NtfyReceiver, http: httpx.Clie
 
 
 def test_ntfy_over_4096_bytes_becomes_an_attachment(ntfy: NtfyReceiver, http: httpx.Client) -> None:
-    assert (
-        http.post(ntfy.topic_url("t"), content=("한" * 1365 + "a").encode()).status_code == 200
-    )  # 4,096 bytes
+    at_limit = "한" * 1365 + "a"  # 4,096 bytes
+    assert http.post(ntfy.topic_url("t"), content=at_limit.encode()).json()["message"] == at_limit
     response = http.post(ntfy.topic_url("t"), content=f"{ARTICLE} ".encode() + b"x" * 4096)
     body = response.json()
     assert response.status_code == 200 and body["message"] == "You received a file: attachment.txt"

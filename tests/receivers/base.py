@@ -1,9 +1,10 @@
-"""What every platform receiver shares: a loopback HTTP server, a record of
-every exchange and accepted message, failure scripts and pacing limits.
+"""What every platform receiver shares: a record of every exchange and
+accepted message, failure scripts and pacing, around a loopback server.
 
-A receiver is a real HTTP/1.1 server on 127.0.0.1 and a free port (the
-same ``http.server`` pattern as ``tests/feedserver.py``, but each answer is
-computed by the platform's rules instead of read from a route table)::
+A receiver is a real HTTP/1.1 server on 127.0.0.1 and a free port
+(``wire.LoopbackServer``, the ``http.server`` pattern of
+``tests/feedserver.py``), whose answers are computed by the platform's rules
+instead of read from a route table::
 
     with SlackWebhookReceiver() as slack:
         httpx.post(slack.url, json={"text": "hi"})

@@ -19,8 +19,9 @@ Limits and answers, with their sources (discord/discord-api-docs):
   with a wrong token (50027 is "Invalid webhook token provided" in the
   JSON error codes; the HTTP status is from experience, not a document).
 - Answer: 204, or 200 with the message object when ``wait=true``.
-- Pace: 5 requests per 2 s per webhook (not documented: it is what the
-  ``X-RateLimit-*`` headers report, discord-api-docs#367, #6753). 429 with
+- Pace: 5 requests per 2 s per webhook, and 30 per minute per channel (not
+  in the docs: Discord staff in discord-api-docs#367, what the
+  ``X-RateLimit-*`` headers report, #6753). 429 with
   ``{"message": "You are being rate limited.", "retry_after": <float s>,
   "global": false}``, ``Retry-After`` and ``X-RateLimit-*`` headers
   (topics/rate-limits.md). Every answer carries the ``X-RateLimit-*`` headers.
@@ -193,11 +194,13 @@ class DiscordWebhookReceiver(Receiver):
         webhook_id: str = "1100000000000000001",
         token: str = "secret-webhook-token-xyz",
         pace: SlidingWindow | None = None,
+        channel_pace: SlidingWindow | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.webhook_id, self.token = webhook_id, token
         self.rule = pace if pace is not None else SlidingWindow(5, 2.0)
+        self.channel_rule = channel_pace if channel_pace is not None else SlidingWindow(30, 60.0)
         self._next_id = 1200000000000000000
 
     @property
@@ -206,6 +209,7 @@ class DiscordWebhookReceiver(Receiver):
 
     def _reset_state(self) -> None:
         self.rule.clear()
+        self.channel_rule.clear()
 
     def _rate_headers(self) -> dict[str, str]:
         now = self.clock()
@@ -240,6 +244,8 @@ class DiscordWebhookReceiver(Receiver):
         if parts[3] != self.token:
             return Answer.json(401, {"message": "Invalid Webhook Token", "code": 50027})
         wait = self.pace(self.rule, self.webhook_id)
+        if wait is None:
+            wait = self.pace(self.channel_rule, self.webhook_id)
         if wait is not None:
             return self.rate_limited_answer(wait)
         headers = self._rate_headers()

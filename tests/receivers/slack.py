@@ -99,7 +99,9 @@ def _unescape(text: str) -> str:
 
 
 def _bare_mentions(raw: str, where: str) -> list[Mention]:
-    return [Mention(m.group(1), m.group(1), where) for m in _BARE_MENTION.finditer(raw)]
+    """``@here`` & co. typed as words (``link_names``); <...> sequences aside."""
+    words = _CONTROL.sub(" ", raw)
+    return [Mention(m.group(1), m.group(1), where) for m in _BARE_MENTION.finditer(words)]
 
 
 class _Decoded:
@@ -110,6 +112,16 @@ class _Decoded:
         self.links: list[str] = []
         self.mentions: list[Mention] = []
         self.errors: list[str] = []
+        self.mrkdwn: list[tuple[str, str]] = []  # (raw text, where) for link_names
+
+    def add_mrkdwn(self, raw: str, where: str, *, visible: bool = True) -> str:
+        text, links, mentions = decode_mrkdwn(raw, where)
+        self.links += links
+        self.mentions += mentions
+        self.mrkdwn.append((raw, where))
+        if visible:
+            self.texts.append(text)
+        return text
 
     def add_text_object(self, obj: Any, pointer: str, max_len: int | None) -> None:
         if not isinstance(obj, Mapping) or obj.get("type") not in ("plain_text", "mrkdwn"):
@@ -125,12 +137,9 @@ class _Decoded:
             )
             return
         if obj["type"] == "mrkdwn":
-            visible, links, mentions = decode_mrkdwn(text, pointer)
-            self.links += links
-            self.mentions += mentions
+            self.add_mrkdwn(text, pointer)
         else:  # plain_text is shown as typed: no links, no mentions
-            visible = _unescape(text)
-        self.texts.append(visible)
+            self.texts.append(_unescape(text))
 
 
 def _check_blocks(blocks: Any, decoded: _Decoded) -> None:
@@ -203,20 +212,15 @@ def _decode_message(payload: Mapping[str, Any]) -> tuple[_Decoded, str | None, l
             text = text[:TEXT_TRUNCATE_AT]
         elif len(text) > TEXT_MAY_SPLIT_AT:
             warnings.append("text over 4,000 characters: Slack may split it")
-        fallback, links, mentions = decode_mrkdwn(text, "/text")
-        decoded.links += links
-        decoded.mentions += mentions
+        fallback = decoded.add_mrkdwn(text, "/text", visible=False)
     for i, attachment in enumerate(payload.get("attachments") or []):
         for key in ("pretext", "title", "text", "fallback"):
             value = attachment.get(key) if isinstance(attachment, Mapping) else None
             if isinstance(value, str) and value:
-                visible, links, mentions = decode_mrkdwn(value, f"/attachments/{i}/{key}")
-                decoded.texts.append(visible)
-                decoded.links += links
-                decoded.mentions += mentions
+                decoded.add_mrkdwn(value, f"/attachments/{i}/{key}")
     if payload.get("link_names") in (True, 1, "1", "true") or payload.get("parse") == "full":
-        for i, visible in enumerate([fallback or "", *decoded.texts]):
-            decoded.mentions += _bare_mentions(visible, f"link_names:{i}")
+        for raw, where in decoded.mrkdwn:
+            decoded.mentions += _bare_mentions(raw, where)
     return decoded, fallback, warnings
 
 

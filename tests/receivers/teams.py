@@ -33,9 +33,10 @@ Synchronous answers: a body that is not JSON is ``400 {"error": {"code":
 type 'Request' must be of type JSON, but was of type '...'."}}``
 (prometheus-msteams#352). A wrong ``sig`` (401) and throttling (429 with
 ``Retry-After``) use Logic Apps' ``{"error": {"code", "message"}}`` shape;
-their exact codes are not confirmed. Pace: 4 requests per second, the figure
-documented for Teams incoming webhooks (learn.microsoft.com, "Create an
-Incoming Webhook"); Workflows' own limit is not documented.
+their exact codes are not confirmed. Pace: 4 requests per second and 60 per
+30 s, the figures documented for Teams incoming webhooks (learn.microsoft.com,
+"Create an Incoming Webhook", rate limiting for connectors); Workflows' own
+limits depend on the flow owner's licence and are not documented.
 
 Rendering: TextBlock supports a Markdown subset (bold, italic, lists and
 ``[title](url)`` links, learn.microsoft.com/adaptive-cards text features);
@@ -132,11 +133,15 @@ class TeamsWorkflowReceiver(Receiver):
         sig: str = "SECRET-workflow-signature",
         max_bytes: int = MESSAGE_PROPERTIES_MAX,
         pace: SlidingWindow | None = None,
+        sustained_pace: SlidingWindow | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.workflow_id, self.sig, self.max_bytes = workflow_id, sig, max_bytes
         self.rule = pace if pace is not None else SlidingWindow(4, 1.0)
+        self.sustained_rule = (
+            sustained_pace if sustained_pace is not None else SlidingWindow(60, 30.0)
+        )
         self._failed: list[FlowRun] = []
         self._runs = 0
 
@@ -156,6 +161,7 @@ class TeamsWorkflowReceiver(Receiver):
 
     def _reset_state(self) -> None:
         self.rule.clear()
+        self.sustained_rule.clear()
         self._failed.clear()
 
     @staticmethod
@@ -187,6 +193,8 @@ class TeamsWorkflowReceiver(Receiver):
                 "The provided authorization signature is not valid.",
             )
         wait = self.pace(self.rule, self.workflow_id)
+        if wait is None:
+            wait = self.pace(self.sustained_rule, self.workflow_id)
         if wait is not None:
             return self.rate_limited_answer(wait)
         if request.content_type != "application/json":

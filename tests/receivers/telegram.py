@@ -12,7 +12,9 @@ enforces, with the source of each rule:
   ``Bad Request: message is too long``. A raw ``text`` over 32,768 bytes is
   ``Bad Request: text is too long``; an empty one ``Bad Request: message text
   is empty``; one that is only whitespace once parsed ``Bad Request: text
-  must be non-empty``.
+  must be non-empty``. Before measuring, TDLib turns control characters into
+  spaces, drops ``\\r`` and bidi/line separators, and trims spaces and
+  newlines at the ends (``fix_text``); the recorded text is that text.
 - ``parse_mode: HTML``: TDLib's own parser (``telegram_html.py``); errors read
   ``Bad Request: can't parse entities: Unsupported start tag "script" at
   byte offset 12``. An unknown parse_mode is ``Bad Request: unsupported
@@ -43,7 +45,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from .base import Answer, Mention, Message, Receiver, Request, SlidingWindow, ceil_seconds
-from .telegram_html import Entity, HtmlError, parse_html, utf16_len
+from .telegram_html import Entity, HtmlError, fix_text, parse_html, utf16_len
 
 __all__ = ["TelegramReceiver"]
 
@@ -216,7 +218,7 @@ class TelegramReceiver(Receiver):
             warnings.append(f"parse_mode {parse_mode} is not checked by this receiver")
         else:
             return _bad("unsupported parse_mode")
-        plain = plain.strip()  # TDLib's fix_formatted_text trims the ends
+        plain, entities = fix_text(plain, entities)
         if not plain:
             return _bad("text must be non-empty")
         if len(plain) > TEXT_MAX:

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Entity", "HtmlError", "ParsedText", "parse_html", "utf16_len"]
+__all__ = ["Entity", "HtmlError", "ParsedText", "fix_text", "parse_html", "utf16_len"]
 
 SUPPORTED_TAGS = frozenset(
     {
@@ -50,6 +50,9 @@ LINK_SCHEMES = frozenset({"http", "https", "tg", "ton", "ftp", "mailto", ""})
 MAX_CODE_POINT = 0x10FFFF
 MAX_REFERENCE_LENGTH = 10  # "&#" plus digits, as TDLib bounds it
 _SPACE = frozenset(b" \t\r\n\v\0")  # TDLib's is_space counts the terminating NUL
+# clean_input_string (td/telegram/misc.cpp) drops these: bidi and line
+# separators U+2028-U+202E and three combining "vertical lines".
+_DROPPED = frozenset({*map(chr, range(0x2028, 0x202F)), "\u0333", "\u033f", "\u030a", "\r"})
 
 
 class HtmlError(ValueError):
@@ -350,3 +353,51 @@ def _close(
     elif tag == "blockquote":
         kind = "expandable_blockquote" if top.argument else "blockquote"
         entities.append(Entity(kind, offset, length))
+
+
+def fix_text(text: str, entities: tuple[Entity, ...]) -> tuple[str, tuple[Entity, ...]]:
+    """What TDLib does to a message before it measures it (a subset of
+    clean_input_string and fix_formatted_text): control characters but
+    ``\\n`` become spaces, ``\\r`` and bidi/line separators are removed, and
+    spaces and newlines are trimmed at the ends (not inside a leading entity).
+    Entity offsets follow the text."""
+    kept: list[str] = []
+    new_at = [0]  # UTF-16 offset in the new text for each old UTF-16 offset
+    for ch in text:
+        units = 2 if ord(ch) > 0xFFFF else 1  # UTF-16 code units
+        if ch not in _DROPPED:
+            kept.append(" " if ord(ch) < 32 and ch != "\n" else ch)
+        step = 0 if ch in _DROPPED else 1
+        for _ in range(units):
+            new_at.append(new_at[-1] + step)
+    cleaned = "".join(kept)
+    moved = []
+    for e in entities:
+        start, end = new_at[e.offset], new_at[min(e.offset + e.length, len(new_at) - 1)]
+        if end > start:
+            moved.append(
+                Entity(e.type, start, end - start, e.url, e.user_id, e.language, e.custom_emoji_id)
+            )
+    body = cleaned.rstrip(" \n")
+    end16 = utf16_len(body)
+    clipped = [
+        Entity(
+            e.type,
+            e.offset,
+            min(e.length, end16 - e.offset),
+            e.url,
+            e.user_id,
+            e.language,
+            e.custom_emoji_id,
+        )
+        for e in moved
+        if e.offset < end16
+    ]
+    first_entity = min((e.offset for e in clipped), default=end16)
+    lead = len(body) - len(body.lstrip(" \n"))
+    lead = min(lead, first_entity)  # ASCII only, so characters == UTF-16 units
+    shifted = tuple(
+        Entity(e.type, e.offset - lead, e.length, e.url, e.user_id, e.language, e.custom_emoji_id)
+        for e in clipped
+    )
+    return body[lead:], shifted
