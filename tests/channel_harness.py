@@ -15,11 +15,15 @@ same timeline.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 import json
 import math
 import re
 import ssl
+from collections.abc import Callable
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -29,9 +33,12 @@ from pydantic import TypeAdapter
 
 from feedserver import FeedServer, Reply, hook_reply
 from newswatch.config import ChannelConfig
-from newswatch.model import Notification
+from newswatch.model import Item, Notification, NotificationKind, Period
 from newswatch.notify.channels import Channel, build_channel
 from newswatch.notify.channels.base import HttpChannel
+from notify_samples import TITLE
+from notify_samples import item as sample_item
+from notify_samples import notification as sample_notification
 from receivers import (
     DiscordWebhookReceiver,
     MatrixReceiver,
@@ -42,7 +49,7 @@ from receivers import (
     TelegramReceiver,
 )
 from smtpserver import SmtpServer
-from virtualtime import VirtualClock
+from virtualtime import T0, VirtualClock
 
 HOSTILE = "<!channel> @everyone <@&1> <script>alert(1)</script> & <b>x</b>\r\nBcc: x@evil"
 CHANNEL_CONFIG: TypeAdapter[Any] = TypeAdapter(ChannelConfig)
@@ -331,6 +338,11 @@ class NtfyHarness(ReceiverHarness):
     def expected_retry_after(self, seconds: float) -> float | None:
         return 5.0  # ntfy sends no Retry-After; one request refills every 5 s
 
+    def texts(self) -> list[str]:
+        # The title (the subject line) is a field of its own: the message
+        # and the links are where each story is shown once.
+        return ["\n".join([m.parts["message"], *m.links]) for m in self.receiver.messages]
+
 
 # --------------------------------------------------------------------------- webhook, email
 
@@ -603,3 +615,145 @@ HARNESSES: dict[str, type[Harness]] = {
     "ntfy": NtfyHarness,
     "apprise": AppriseHarness,
 }
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def story(i: int) -> Item:
+    """Story ``i``: its own title ("Story i: ...") and link (``story_url``)."""
+    return sample_item(i, title=f"Story {i}: {TITLE}", link=story_url(i))
+
+
+def stories_alert(i: int) -> Notification:
+    return sample_notification(story(i), id=i)
+
+
+def stories_digest(first: int, last: int, *, id: int) -> Notification:
+    items = tuple(story(i) for i in range(first, last + 1))
+    period = Period(T0, T0 + timedelta(hours=14), "daily 08:00")
+    return sample_notification(*items, id=id, kind=NotificationKind.DIGEST, period=period)
+
+
+def first_story(text: str) -> int:
+    """The number of the first story a message shows."""
+    found = re.search(r"Story (\d+):", text)
+    assert found, text[:200]
+    return int(found.group(1))
+
+
+async def deliver_in_order(
+    channel: Channel,
+    notifications: list[Notification],
+    clock: VirtualClock,
+    *,
+    on_retry: Callable[[int], None] = lambda failures: None,
+    max_attempts: int = 12,
+) -> int:
+    """Send each notification until it is delivered, one after another, as
+    the deliverer does: a temporary failure waits its ``retry_after`` (else
+    30 s) on the virtual clock and the retry carries the same key and the
+    parts already sent. ``on_retry(n)`` runs before the n-th retry. Returns
+    the number of failed attempts."""
+    failures = 0
+    for notification in notifications:
+        current = notification
+        for attempt in range(1, max_attempts + 1):
+            result = await channel.send(current)
+            if result.ok:
+                break
+            assert not result.permanent, result.error
+            failures += 1
+            on_retry(failures)
+            clock.advance(result.retry_after if result.retry_after is not None else 30.0)
+            current = dataclasses.replace(
+                current, attempt=attempt + 1, parts_sent=result.parts_sent
+            )
+        else:
+            raise AssertionError(f"notification {notification.id} never delivered")
+    return failures
+
+
+async def burst(
+    channel: Channel, notifications: list[Notification], clock: VirtualClock, *, workers: int = 4
+) -> list[bool]:
+    """Send ``notifications`` with ``workers`` concurrent senders sharing
+    the channel (and so its pacer), as a deliverer lane does."""
+    queue = list(reversed(notifications))
+    results: list[bool] = []
+
+    async def worker() -> None:
+        try:
+            while queue:
+                result = await channel.send(queue.pop())
+                results.append(result.ok)
+        finally:
+            clock.leave()
+
+    async with clock.workers(workers), asyncio.TaskGroup() as group:
+        for _ in range(workers):
+            group.create_task(worker())
+    return results
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def assert_stories_once(texts: list[str], numbers: range) -> None:
+    """Each story's link in exactly one message and its title shown once."""
+    for i in numbers:
+        assert sum(story_url(i) in t for t in texts) == 1, f"story {i} link"
+        assert sum(t.count(f"Story {i}:") for t in texts) == 1, f"story {i} title"
+
+
+async def check_down_then_rate_limited(
+    h: ReceiverHarness, http: httpx.AsyncClient, retry_after: float, *, digest: int = 120
+) -> None:
+    """The receiver is down for two attempts, then answers its platform's
+    429 twice, in the middle of a split digest. Every notification arrives
+    exactly once and in order, a retry after a 429 waits what the service
+    said, and the receiver's pace is never exceeded."""
+    channel = h.build(http)
+    last = 10 + digest
+    notifications = [
+        *(stories_alert(i) for i in range(1, 11)),
+        stories_digest(11, last, id=11),
+        *(stories_alert(i) for i in range(last + 1, last + 11)),
+    ]
+    assert isinstance(channel, HttpChannel)
+    assert len(channel.requests(notifications[10])) > 2, "the digest must be split"
+    h.receiver.go_down()
+
+    def heal(failures: int) -> None:
+        if failures == 2:
+            h.receiver.come_up()
+            h.receiver.pass_next(12)  # ten alerts and the digest's first two parts
+            h.receiver.fail_next_rate_limited(2, retry_after=retry_after)
+
+    failures = await deliver_in_order(channel, notifications, h.clock, on_retry=heal)
+    assert failures == 4
+    texts = h.texts()
+    assert_stories_once(texts, range(1, last + 11))
+    order = [first_story(t) for t in texts]
+    assert order == sorted(order)
+    assert h.receiver.pacing_violations == 0
+    exchanges = h.receiver.exchanges
+    limited = [i for i, e in enumerate(exchanges) if e.status == 429]
+    assert len(limited) == 2
+    wait = h.expected_retry_after(retry_after)
+    assert wait is not None
+    for i in limited:
+        assert exchanges[i + 1].at - exchanges[i].at >= wait - 1e-6
+
+
+async def check_burst(h: ReceiverHarness, http: httpx.AsyncClient, count: int = 500) -> float:
+    """``count`` alerts at once through four concurrent senders: all
+    delivered, none refused for pace. Returns the virtual seconds it took."""
+    channel = h.build(http)
+    started = h.clock.now
+    results = await burst(channel, [stories_alert(i) for i in range(1, count + 1)], h.clock)
+    assert results == [True] * count
+    assert h.receiver.pacing_violations == 0
+    assert h.problems() == []
+    assert_stories_once(h.texts(), range(1, count + 1))
+    return h.clock.now - started

@@ -35,7 +35,6 @@ __all__ = [
     "Blocks",
     "RenderContext",
     "default_templates",
-    "fit",
     "headline",
     "notification_context",
     "pack",
@@ -344,33 +343,6 @@ def pack_blocks(
         pieces.append(b.part_text("footer", number, len(ranges)))
         parts.append(pieces)
     return parts
-
-
-# --------------------------------------------------------------------------- cutting
-
-
-def fit(
-    text: str,
-    limit: int,
-    escape: Callable[[str], str] = str,
-    cost: Callable[[str], int] = len,
-) -> str:
-    """``text`` escaped, cut at a word with an ellipsis so that its escaped
-    form costs at most ``limit``: for fields with their own limit (a
-    header block, an embed title), where escaping can double the length."""
-    whole = escape(text)
-    if cost(whole) <= limit:
-        return whole
-    # The longest cut whose escaped form fits (escaping only grows a text,
-    # so the cost is monotone in the cut's length).
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if cost(escape(truncate(text, mid))) <= limit:
-            lo = mid
-        else:
-            hi = mid - 1
-    return escape(truncate(text, lo))
 
 
 # --------------------------------------------------------------------------- checking

@@ -33,9 +33,9 @@ from newswatch.model import DeliveryResult, Notification
 from newswatch.notify.channels.base import ChannelContext, HttpChannel, HttpRequest
 from newswatch.notify.channels.pacer import pacer_for
 from newswatch.notify.redact import mask_url, url_secrets
-from newswatch.notify.render import Blocks, RenderContext, fit, headline, pack, subject_line
+from newswatch.notify.render import Blocks, RenderContext, headline, pack, subject_line
 from newswatch.notify.templates import MARKUPS
-from newswatch.notify.text import one_line, safe_href, when
+from newswatch.notify.text import fit, one_line, safe_href, when
 
 CONTENT_MAX = 2000
 EMBEDS_MAX = 10

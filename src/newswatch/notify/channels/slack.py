@@ -34,9 +34,10 @@ from newswatch.model import DeliveryResult, Notification
 from newswatch.notify.channels.base import ChannelContext, HttpChannel, HttpRequest
 from newswatch.notify.channels.pacer import pacer_for
 from newswatch.notify.redact import mask_url, url_secrets
-from newswatch.notify.render import Blocks, RenderContext, fit, pack, pack_blocks, subject_line
+from newswatch.notify.render import Blocks, RenderContext, pack, pack_blocks, subject_line
 from newswatch.notify.retry import parse_retry_after
 from newswatch.notify.templates import MARKUPS
+from newswatch.notify.text import fit
 
 # Block Kit limits (docs.slack.dev, block reference): 50 blocks a message,
 # 3,000 characters in a section's text, 150 in a header's.
