@@ -35,7 +35,8 @@ channels:
   desk-slack:    {type: slack, webhook: "${SLACK_WEBHOOK_URL}"}
   desk-mm:       {type: slack, webhook: "${SLACK_WEBHOOK_URL}", format: text, pacing: off}
   desk-slackbot: {type: slack, token: "${MATRIX_TOKEN}", channel: C123}
-  desk-discord:  {type: discord, webhook: "${DISCORD_WEBHOOK_URL}", pacing: {rate: 1, per: 2s, burst: 2}}
+  desk-discord:
+    {type: discord, webhook: "${DISCORD_WEBHOOK_URL}", pacing: {rate: 1, per: 2s, burst: 2}}
   desk-telegram:
     type: telegram
     token: "${TELEGRAM_TOKEN}"
