@@ -99,6 +99,10 @@ class Harness:
         """What must never show in descriptions or errors."""
         return []
 
+    def configured(self) -> list[str]:
+        """The secrets of the good config (``secrets`` less the wrong ones)."""
+        return [s for s in self.secrets() if WRONG not in s]
+
     def build(self, http: httpx.AsyncClient, cfg: dict[str, Any] | None = None) -> Channel:
         model = CHANNEL_CONFIG.validate_python(cfg if cfg is not None else self.config())
         channel = build_channel(
@@ -122,6 +126,12 @@ class Harness:
     def fail_part(self, k: int) -> None:
         """Parts before ``k`` are accepted; part ``k`` gets a temporary error."""
         raise NotImplementedError
+
+    def echo_secrets_next(self) -> bool:
+        """The next answer is a refusal whose text quotes every secret
+        (an error page echoing the request); False if this kind keeps no
+        text of answers."""
+        return False
 
     def clear(self) -> None:
         """Forget scripts and everything seen."""
@@ -177,6 +187,10 @@ class ReceiverHarness(Harness):
         if k:
             self.receiver.pass_next(k)
         self.receiver.fail_next_server_error(1)
+
+    def echo_secrets_next(self) -> bool:
+        self.receiver.fail_next(1, status=404, body="no route for " + " ".join(self.configured()))
+        return True
 
     def clear(self) -> None:
         self.receiver.reset()
@@ -389,6 +403,11 @@ class WebhookHarness(Harness):
     def fail_part(self, k: int) -> None:
         self._answer([hook_reply(204)] * k + [hook_reply(502), hook_reply(204)])
 
+    def echo_secrets_next(self) -> bool:
+        echo = "no route for " + " ".join(self.configured())
+        self._answer([hook_reply(404, body=echo), hook_reply(204)])
+        return True
+
     def clear(self) -> None:
         self.server.reset()
         self._answer([hook_reply(204)])
@@ -451,6 +470,10 @@ class EmailHarness(Harness):
 
     def server_error_next(self) -> None:
         self.smtp.data_reply = "421 4.3.2 Service shutting down"
+
+    def echo_secrets_next(self) -> bool:
+        self.smtp.data_reply = f"554 5.7.1 rejected: credentials {self.password} logged"
+        return True
 
     def fail_part(self, k: int) -> None:
         assert k == 0, "an email is one part"

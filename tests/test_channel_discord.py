@@ -49,7 +49,7 @@ def payloads(h: DiscordHarness, http: httpx.AsyncClient, n: Any, **cfg: Any) -> 
     return list(channel.requests(n))
 
 
-def test_every_message_within_discord_limits(
+async def test_every_message_within_discord_limits(
     discord: DiscordHarness, http: httpx.AsyncClient
 ) -> None:
     outlets = tuple(
@@ -73,6 +73,9 @@ def test_every_message_within_discord_limits(
             assert len(embed["title"]) <= TITLE_MAX
             assert all(len(f["value"]) <= FIELD_VALUE_MAX for f in embed["fields"])
         assert "wait=true" in request.url
+    result = await discord.build(http).send(digest)  # the receiver holds Discord's limits
+    assert result.ok, result.error
+    assert discord.problems() == []
 
 
 async def test_alert_embed_shape(discord: DiscordHarness, http: httpx.AsyncClient) -> None:
@@ -85,6 +88,15 @@ async def test_alert_embed_shape(discord: DiscordHarness, http: httpx.AsyncClien
     assert embed["fields"][0] == {"name": "Rule", "value": "russia\\-north\\-korea", "inline": True}
     assert embed["footer"]["text"] == "Korea Herald National · 2024-06-18 23:30 UTC"
     assert embed["timestamp"] == "2024-06-18T23:30:00+00:00"
+
+
+async def test_a_title_that_escaping_doubles_still_fits(
+    discord: DiscordHarness, http: httpx.AsyncClient
+) -> None:
+    result = await discord.build(http).send(alert(title="*_" * 100))  # 400 characters escaped
+    assert result.ok, result.error
+    [message] = discord.receiver.messages
+    assert len(message.payload["embeds"][0]["title"]) <= TITLE_MAX
 
 
 async def test_two_stories_with_one_link_are_both_shown(

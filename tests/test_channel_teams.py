@@ -61,7 +61,10 @@ def test_card_shape(teams: TeamsHarness, http: httpx.AsyncClient) -> None:
     card = attachment["content"]
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
     assert all(block["type"] == "TextBlock" and block["wrap"] for block in card["body"])
-    assert "[Putin arrives in Pyongyang" in card["body"][0]["text"]
+    text = card["body"][0]["text"]
+    # The link target is percent-encoded only: a Markdown escape would break it.
+    assert "](https://www.koreaherald.com/view.php?ud=20240619000123)" in text
+    assert text.startswith("**[Putin arrives in Pyongyang")
 
 
 async def test_cards_stay_under_the_size_teams_measures(

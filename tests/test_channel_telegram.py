@@ -91,7 +91,9 @@ async def test_emoji_headlines_fit(telegram: TelegramHarness, http: httpx.AsyncC
 async def test_usernames_in_headlines_notify_nobody(
     telegram: TelegramHarness, http: httpx.AsyncClient
 ) -> None:
-    n = alert(title="@durov and @@everyone meet; mail x@evil.example")
+    # No link: the headline is not inside a text link, where TDLib would
+    # not look for mentions anyway.
+    n = alert(title="@durov and @@everyone meet; mail x@evil.example", link="")
     assert (await telegram.build(http).send(n)).ok
     [message] = telegram.receiver.messages
     assert message.mentions == ()

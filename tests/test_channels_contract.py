@@ -10,13 +10,14 @@ channel kind on its real receiver on 127.0.0.1 (tests/channel_harness.py).
 | transport: garbage           | temporary (the answer is not the protocol)               |
 | 2xx                          | delivered in one part, the answer has no secret          |
 | 4xx (refused for good)       | permanent (apprise: temporary, it cannot tell)           |
+| a refusal quoting secrets    | the error and answer kept show none of them              |
 | 429                          | temporary, retry_after in the platform's own form        |
 | 5xx                          | temporary                                                |
 | 10,000-character headline    | delivered, no refusal, the story shown exactly once      |
 | 300-item digest              | delivered, no refusal, each story exactly once, parts    |
 |                              | numbered, the platform's pacing never exceeded           |
 | hostile title                | nobody notified, no refusal or entity error, no header   |
-|                              | injection, no line starting "Bcc:"                       |
+|                              | injection, no line starting "Bcc:", shown as typed       |
 | retry after part k failed    | parts_sent == k, the retry sends only the rest; Matrix   |
 |                              | reuses the failed part's transaction id                  |
 
@@ -180,6 +181,20 @@ async def test_rate_limited(harness: Harness, http: httpx.AsyncClient) -> None:
     assert_clean(result.error, harness)
 
 
+async def test_refusal_quoting_our_secrets_is_scrubbed(
+    harness: Harness, http: httpx.AsyncClient
+) -> None:
+    """A service whose error page echoes the request (its path, token or
+    password) back: the error and the answer we keep show none of it."""
+    needs_service(harness)
+    if not harness.echo_secrets_next():
+        pytest.skip(f"{harness.kind} keeps no text of the service's answer")
+    result = await harness.build(http).send(alert())
+    assert not result.ok and result.error
+    assert_clean(result.error, harness)
+    assert_clean(result.answer, harness)
+
+
 async def test_server_error(harness: Harness, http: httpx.AsyncClient) -> None:
     needs_service(harness)
     harness.server_error_next()
@@ -224,6 +239,8 @@ async def test_hostile_title_is_inert(harness: Harness, http: httpx.AsyncClient)
     texts = harness.texts()
     assert len(texts) == 1
     assert not any(line.startswith("Bcc:") for line in texts[0].splitlines())
+    # Shown as typed: escaped once, neither lost nor doubled.
+    assert "<script>alert(1)</script> & <b>x</b>" in texts[0]
     if isinstance(harness, EmailHarness):
         message = harness.last()
         assert message["Bcc"] is None

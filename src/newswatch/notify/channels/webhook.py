@@ -47,7 +47,14 @@ class WebhookChannel(HttpChannel):
             name,
             http=ctx.http,
             target=mask_url(url),
-            secrets=[*url_secrets(url), *headers.values(), *([secret] if secret else [])],
+            # A header's credential alone too ("Bearer <token>": the token),
+            # since an error page may echo it without its scheme.
+            secrets=[
+                *url_secrets(url),
+                *headers.values(),
+                *(v.split()[-1] for v in headers.values() if v.split()),
+                *([secret] if secret else []),
+            ],
             render=ctx.rendering,
             clock=ctx.clock,
             timeout=cfg.timeout.total_seconds(),
