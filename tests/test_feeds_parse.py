@@ -197,7 +197,8 @@ def test_html_page_is_not_a_feed(content_type: str | None) -> None:
     [
         (b"", "empty document"),
         (b"   \n ", "empty document"),
-        (b'{"items": []}', "not a feed: not well-formed"),
+        (b'{"items": []}', 'not a feed: a JSON document without a JSON Feed "version"'),
+        (b"[1, 2]", "not a feed: a JSON list, not a JSON Feed object"),
         (b"\x00\x01\x02 binary", "not a feed"),
         (b"<rss version='2.0'><channel><title>x</title><item><title>", "not a feed|malformed"),
     ],
