@@ -1,14 +1,14 @@
 """The parse worker process: ``python -m newswatch.feeds._parseworker``.
 
-Reads jobs from stdin and writes replies to stdout, one frame each: a 4-byte
-big-endian length, then a pickle. A job is ``(job_id, body, url,
-content_type, label)``; a reply is ``(job_id, ok, feed or error message,
-log records, recycle)``, where the log records are ``(logger name, level,
-message)`` of the warnings ``parse_feed`` logged (the parent logs them
-again, so they reach the daemon's handlers), and ``recycle`` asks the parent
-to replace this worker (after a MemoryError its heap is suspect). The first
-frame is ``("ready", pid)``, sent once the imports are done. End of input
-ends the process.
+Reads jobs from stdin and writes replies to stdout, in frames (``_frames``).
+A job is two frames: the pickle of ``(job_id, url, content_type, label)``,
+then the document's bytes as they are (no copy through pickle). A reply is
+one frame, the pickle of ``(job_id, ok, feed or error message, log records,
+recycle)``: the log records are ``(logger name, level, message)`` of the
+warnings ``parse_feed`` logged (the parent logs them again, so they reach the
+daemon's handlers), and ``recycle`` asks the parent to replace this worker
+(after a MemoryError its heap is suspect). The first frame is ``("ready",
+pid)``, sent once the imports are done. End of input ends the process.
 
 stdout carries only frames: anything that prints is sent to stderr instead.
 """
@@ -19,13 +19,12 @@ import logging
 import os
 import pickle
 import signal
-import struct
 import sys
 from typing import Any, BinaryIO, Final
 
-HEADER: Final = struct.Struct(">I")
-# Environment variable holding the address-space limit in bytes (optional).
-MEMORY_LIMIT_ENV: Final = "NEWSWATCH_PARSE_MEMORY_LIMIT"
+from newswatch.feeds._frames import HEADER, MEMORY_LIMIT_ENV
+
+_OUT_OF_MEMORY: Final = "the parser ran out of memory on this document"
 
 
 class _Collect(logging.Handler):
@@ -76,9 +75,16 @@ def main() -> int:
     logging.getLogger().setLevel(logging.WARNING)
     _limit_memory()
     _write_frame(replies, ("ready", os.getpid()))
-    while (frame := _read_frame(jobs)) is not None:
-        job_id, body, url, content_type, label = pickle.loads(frame)
+    while (meta := _read_frame(jobs)) is not None:
+        job_id, url, content_type, label = pickle.loads(meta)
         collect.records = []
+        try:
+            body = _read_frame(jobs)
+        except MemoryError:  # the input is now out of step: reply and go
+            _write_frame(replies, (job_id, False, _OUT_OF_MEMORY, [], True))
+            return 1
+        if body is None:
+            break
         recycle = False
         try:
             result: Any = parse_feed(body, url=url, content_type=content_type, label=label)
@@ -86,7 +92,7 @@ def main() -> int:
         except FeedParseError as exc:
             ok, result = False, exc.message
         except MemoryError:
-            ok, result, recycle = False, "the parser ran out of memory on this document", True
+            ok, result, recycle = False, _OUT_OF_MEMORY, True
         except Exception as exc:  # a bug in a parser: this feed fails, not the pool
             ok, result = False, f"the parser failed: {type(exc).__name__}: {exc}"[:500]
         del body

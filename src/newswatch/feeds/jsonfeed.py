@@ -180,6 +180,8 @@ def parse_json_feed(body: bytes, *, where: str = "") -> ParsedFeed:
     for n, item in enumerate(items, 1):
         try:
             entry = _entry(item)
+        except MemoryError:
+            raise
         except Exception as exc:  # one bad item never costs the feed
             skipped += 1
             log.warning("%s: JSON Feed item %d skipped: %s", where or "feed", n, exc)

@@ -161,6 +161,8 @@ def parse_xml(
     try:
         result = _feedparser(body, headers, options)
         raw_entries: list[Any] = list(_get(result, "entries") or ())
+    except MemoryError:
+        raise  # not this document's fault alone: the caller decides
     except Exception as exc:  # feedparser's loose parser raises on some input
         result, raw_entries, skipped = _salvage(body, headers, options, where, exc)
     problem = _structural_problem(result)
@@ -212,6 +214,8 @@ def _salvage(
     head, tail = body[: spans[0][0]], body[spans[-1][1] :]
     try:
         result = _feedparser(head + tail, headers, options)
+    except MemoryError:
+        raise
     except Exception as head_exc:
         raise FeedParseError(f"the parser failed on this document: {_describe(head_exc)}") from None
     entries: list[Any] = []
@@ -219,6 +223,8 @@ def _salvage(
     for n, (start, end) in enumerate(spans, 1):
         try:
             one = _feedparser(head + body[start:end] + tail, headers, options)
+        except MemoryError:
+            raise
         except Exception as item_exc:
             skipped += 1
             log.warning(
@@ -249,6 +255,8 @@ def _entries(raw_entries: Iterable[Any], where: str) -> tuple[list[ParsedEntry],
     for n, raw in enumerate(raw_entries, 1):
         try:
             entries.append(_entry(raw))
+        except MemoryError:
+            raise
         except Exception as exc:
             skipped += 1
             ident = _text(raw, "id") or _text(raw, "link")

@@ -41,7 +41,7 @@ from types import TracebackType
 from typing import Any, Final, Protocol, Self
 
 import newswatch
-from newswatch.feeds._parseworker import HEADER, MEMORY_LIMIT_ENV
+from newswatch.feeds._frames import HEADER, MAX_FRAME, MEMORY_LIMIT_ENV
 from newswatch.feeds.parse import FeedParseError, parse_feed
 from newswatch.model import ParsedFeed
 
@@ -175,6 +175,7 @@ class _Worker:
     async def start(cls, env: dict[str, str]) -> _Worker:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
+            "-P",  # no current directory on sys.path: only newswatch's own code
             "-m",
             "newswatch.feeds._parseworker",
             stdin=asyncio.subprocess.PIPE,
@@ -205,11 +206,11 @@ class _Worker:
         except Exception as exc:
             raise _WorkerDied(f"the parser process sent an unreadable reply: {exc}") from None
 
-    async def call(self, job: bytes) -> Any:
+    async def call(self, meta: bytes, body: bytes) -> Any:
         assert self.proc.stdin is not None
         self.jobs += 1
         try:
-            self.proc.stdin.write(HEADER.pack(len(job)) + job)
+            self.proc.stdin.writelines((HEADER.pack(len(meta)), meta, HEADER.pack(len(body)), body))
             await self.proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             raise _WorkerDied(await self._death()) from None
@@ -225,9 +226,12 @@ class _Worker:
             return f"the parser process crashed ({name})"
         return f"the parser process exited unexpectedly (status {code})"
 
-    async def kill(self) -> None:
+    def signal_kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
+
+    async def kill(self) -> None:
+        self.signal_kill()
         await self.proc.wait()
 
     async def stop(self) -> None:
@@ -256,6 +260,7 @@ class ParsePool:
         self._env = _worker_env(memory_limit)
         self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
         self._busy: set[_Worker] = set()
+        self._live: set[_Worker] = set()  # started and not yet stopped
         self._starting: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._closed = False
@@ -264,14 +269,22 @@ class ParsePool:
     def closed(self) -> bool:
         return self._closed
 
+    def pids(self, *, busy: bool | None = None) -> list[int]:
+        """Process ids of the live workers: all, or only the busy (or idle) ones."""
+        return [w.proc.pid for w in self._live if busy is None or (w in self._busy) == busy]
+
     async def __aenter__(self) -> Self:
-        try:
-            workers = await asyncio.gather(*(_Worker.start(self._env) for _ in range(self.size)))
-        except BaseException:
-            await self.aclose()
-            raise
-        for worker in workers:
-            self._idle.put_nowait(worker)
+        started = await asyncio.gather(
+            *(_Worker.start(self._env) for _ in range(self.size)), return_exceptions=True
+        )
+        for worker in started:
+            if isinstance(worker, _Worker):
+                self._live.add(worker)
+                self._idle.put_nowait(worker)
+        failed = [exc for exc in started if isinstance(exc, BaseException)]
+        if failed:
+            await self.aclose()  # the ones that did start
+            raise RuntimeError(f"could not start the parse workers: {failed[0]}") from failed[0]
         return self
 
     async def __aexit__(
@@ -296,15 +309,16 @@ class ParsePool:
         Raises ``FeedParseError`` for a document that is not a feed, a parse
         past its deadline, a worker that died, or a closed pool.
         """
+        if len(body) > MAX_FRAME:
+            raise FeedParseError("the document is too large to parse")
         job_id = next(self._ids)
-        job = pickle.dumps(
-            (job_id, body, url, content_type, label), protocol=pickle.HIGHEST_PROTOCOL
-        )
+        meta = pickle.dumps((job_id, url, content_type, label), protocol=pickle.HIGHEST_PROTOCOL)
         worker = await self._acquire()
         try:
             async with asyncio.timeout(deadline):
-                reply = await worker.call(job)
+                reply = await worker.call(meta, body)
         except TimeoutError:
+            await worker.kill()  # gone before the caller hears of it
             self._replace(worker)
             raise _abandoned(deadline) from None
         except _WorkerDied as died:
@@ -314,6 +328,8 @@ class ParsePool:
             ) from None
         except BaseException:
             # Cancelled mid-parse: the worker is still busy with this job.
+            # Signal it now; the restart reaps it.
+            worker.signal_kill()
             self._replace(worker)
             raise
         try:
@@ -363,6 +379,7 @@ class ParsePool:
         task.add_done_callback(self._starting.discard)
 
     async def _restart(self, old: _Worker) -> None:
+        self._live.discard(old)
         await old.kill()
         while not self._closed:
             try:
@@ -374,6 +391,7 @@ class ParsePool:
             if self.closed:  # closed while this worker started
                 await worker.stop()
             else:
+                self._live.add(worker)
                 self._idle.put_nowait(worker)
             return
 
@@ -394,6 +412,7 @@ class ParsePool:
         await asyncio.gather(
             *(w.stop() for w in idle), *(w.kill() for w in busy), return_exceptions=True
         )
+        self._live.clear()
         await self._settle()
 
     async def _settle(self) -> None:
