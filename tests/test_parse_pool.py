@@ -214,5 +214,5 @@ def test_replies_may_only_hold_feeds() -> None:
     feed = ParsedFeed(title="t", link=None, entries=(entry,), ttl=5)
     reply = (1, True, feed, [("newswatch", 30, "m")], False)
     assert _Replies(io.BytesIO(pickle.dumps(reply))).load() == reply
-    with pytest.raises(pickle.UnpicklingError, match="a parse worker sent a posix.system"):
+    with pytest.raises(pickle.UnpicklingError, match=r"a parse worker sent a posix\.system"):
         _Replies(io.BytesIO(pickle.dumps((1, True, os.system, [], False)))).load()
