@@ -22,6 +22,10 @@ them alike), and each result goes through newswatch's normalization:
 - ``newswatch parse_feed``: the adopted path end to end (charref repair,
   JSON Feed, feedparser with the adopted options).
 
+``--pool N`` also parses the whole corpus through ``ParsePool(N)`` and, as
+the baseline, ``InlineParser`` (a thread of this process), reporting wall
+time and the CPU this process spent (the event loop's share).
+
 "Same articles" compares, per feed, the normalized articles' keys, titles,
 links and dates against the baseline; "same text" also compares summary,
 content, author and categories. A feed that every configuration rejects
@@ -32,6 +36,8 @@ minimum over ``--repeat`` runs per feed. Prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import statistics
 import sys
 import time
@@ -46,6 +52,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from newswatch.feeds.normalize import normalize_feed  # noqa: E402
 from newswatch.feeds.parse import FeedParseError, parse_feed, parse_xml  # noqa: E402
+from newswatch.feeds.parsepool import InlineParser, ParsePool  # noqa: E402
+from newswatch.feeds.parsepool import Parser as Parser_  # noqa: E402
 from newswatch.model import ParsedEntry, ParsedFeed  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / "tests" / "data" / "feeds"
@@ -142,12 +150,42 @@ def first_difference(a: Fingerprint, b: Fingerprint) -> str:
     return "same"
 
 
+async def compare_pool(files: list[Path], workers: int) -> str:
+    """Wall time and this process's CPU to parse every file: in a thread of
+    threads of this process (asyncio.to_thread), and through ParsePool(workers)."""
+    bodies = [(p.read_bytes(), BASE + p.name) for p in files]
+    rows = []
+    parsers: list[tuple[str, Parser_]] = [
+        ("InlineParser (threads of this process)", InlineParser()),
+        (f"ParsePool({workers})", ParsePool(workers)),
+    ]
+    for name, parser in parsers:
+        async with parser:
+            wall, cpu = time.perf_counter(), time.process_time()
+            results = await asyncio.gather(
+                *(
+                    parser.parse(body, url=url, content_type=None, deadline=60)
+                    for body, url in bodies
+                ),
+                return_exceptions=True,
+            )
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        ok = sum(not isinstance(r, BaseException) for r in results)
+        rows.append(f"| {name} | {wall:.2f} | {cpu:.2f} | {ok}/{len(bodies)} |")
+    head = "| parser | wall s | CPU s in this process | parsed |\n|---|---:|---:|---:|"
+    return "\n".join([head, *rows])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--diffs", action="store_true", help="list feeds that differ")
+    parser.add_argument(
+        "--pool", type=int, default=0, metavar="N", help="also time ParsePool(N) against inline"
+    )
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # skipped-entry warnings are not the point here
 
     parsers: dict[str, Parser] = {
         "feedparser default (baseline)": feedparser_default,
@@ -206,6 +244,9 @@ def main() -> int:
             f"{total / base_total:.2f}x | {same_keys[name]}/{len(files)} | "
             f"{same_text[name]}/{len(files)} |"
         )
+    if args.pool:
+        print()
+        print(asyncio.run(compare_pool(files, args.pool)))
     if args.diffs:
         for name, lines in diffs.items():
             if lines:

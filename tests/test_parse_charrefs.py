@@ -177,3 +177,12 @@ def test_repaired_xml_is_well_formed(text: str) -> None:
     if re.search(r"&(?!#|amp;)", escaped) or re.search(r"&#(?![xX]?[0-9a-fA-F]+;)", escaped):
         return  # not about references: a bare "&" is malformed anyway
     xml.sax.parseString(repair_charrefs(doc.encode()), xml.sax.ContentHandler())
+
+
+def test_stateful_encodings_are_not_rewritten_as_bytes() -> None:
+    # In ISO-2022-JP's two-byte mode these five kanji are the bytes
+    # "&#1114112;": a byte-level rewrite would corrupt them.
+    kanji = b"\x1b$B&#1114112;\x1b(B".decode("iso-2022-jp")
+    body = f'<?xml version="1.0" encoding="iso-2022-jp"?><t>{kanji}</t>'.encode("iso-2022-jp")
+    assert b"&#1114112;" in body
+    assert repair_charrefs(body) is body
