@@ -62,6 +62,14 @@ async def wait_until_busy(pool: ParsePool, count: int) -> list[int]:
     raise AssertionError("the workers never got busy")
 
 
+async def wait_for_workers(pool: ParsePool, count: int) -> None:
+    for _ in range(1000):
+        if len(pool.pids()) == count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{len(pool.pids())} workers, not {count}")
+
+
 async def test_parses_in_worker_processes() -> None:
     async with ParsePool(2) as pool:
         assert pool.size == 2
@@ -103,11 +111,8 @@ async def test_a_parse_past_its_deadline_is_abandoned_alone() -> None:
         assert len(fine.entries) == 4  # the other worker was not disturbed
         assert not alive(slow_pid)  # killed, not left running
         # The pool is whole again: a new worker replaces the killed one.
-        for _ in range(300):
-            if len(pool.pids()) == 2:
-                break
-            await asyncio.sleep(0.01)
-        assert len(pool.pids()) == 2 and slow_pid not in pool.pids()
+        await wait_for_workers(pool, 2)
+        assert slow_pid not in pool.pids()
         again = await asyncio.gather(
             *(pool.parse(SMALL, url=URL, content_type=None, deadline=30) for _ in range(3))
         )
@@ -129,6 +134,8 @@ async def test_a_crashing_worker_fails_only_its_feed(sig: signal.Signals) -> Non
         assert isinstance(errors[0], FeedParseError)
         assert str(errors[0]) == f"the parser process crashed ({sig.name})"
         assert sum(not isinstance(r, BaseException) for r in results) == 1
+        await wait_for_workers(pool, 2)  # replaced
+        assert victim not in pool.pids()
         assert (await pool.parse(SMALL, url=URL, content_type=None, deadline=30)).entries
 
 

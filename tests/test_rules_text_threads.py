@@ -43,7 +43,7 @@ def test_concurrent_folding_survives_resets(tiny_caches: None) -> None:
     stop = threading.Event()
 
     def fold_cases() -> None:
-        for _ in range(3_000):
+        for _ in range(1_000):
             for case in CASES:
                 got = fold_text(case)
                 if got != expected(case):
@@ -79,7 +79,7 @@ def test_concurrent_tokens_survive_resets(
     stop = threading.Event()
 
     def tokens() -> None:
-        for _ in range(1_500):
+        for _ in range(600):
             got = fast_tokens(sentence)
             if got != want:
                 wrong.append(got)
