@@ -84,6 +84,16 @@ async def test_parses_in_worker_processes() -> None:
     assert got[2] == got[0]
 
 
+async def test_workers_do_not_inherit_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_PASSWORD", "hunter2-secret")
+    async with ParsePool(1) as pool:
+        (pid,) = pool.pids()
+        environ = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
+        assert (await pool.parse(SMALL, url=URL, content_type=None, deadline=30)).entries
+    assert b"hunter2-secret" not in environ
+    assert b"PATH=" in environ
+
+
 async def test_worker_logs_reach_this_process(caplog: pytest.LogCaptureFixture) -> None:
     async with ParsePool(1) as pool:
         with caplog.at_level(logging.WARNING):

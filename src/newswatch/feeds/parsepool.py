@@ -63,6 +63,8 @@ _JOBS_PER_WORKER: Final = 500
 # Pause before retrying a worker that failed to start.
 _RESTART_PAUSE: Final = 1.0
 
+# Environment variables a worker inherits (besides LC_* and PYTHON*).
+_ENV_KEPT: Final = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "SYSTEMROOT"})
 # What a reply may contain (see ``_Replies``).
 _ALLOWED: Final = frozenset(
     {
@@ -153,7 +155,9 @@ class _WorkerDied(Exception):
 
 
 def _worker_env(memory_limit: int | None) -> dict[str, str]:
-    env = dict(os.environ)
+    # Only what an interpreter needs: the daemon's environment holds secrets
+    # (${SMTP_PASSWORD}, tokens) that a process reading hostile input never needs.
+    env = {k: v for k, v in os.environ.items() if k in _ENV_KEPT or k.startswith(("LC_", "PYTHON"))}
     # The worker imports newswatch from where this process did, installed or not.
     source = str(Path(newswatch.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
