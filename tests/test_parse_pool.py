@@ -15,14 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from newswatch.feeds._workerproc import Replies
 from newswatch.feeds.parse import FeedParseError, parse_feed
-from newswatch.feeds.parsepool import (
-    InlineParser,
-    ParsePool,
-    Parser,
-    _Replies,
-    default_workers,
-)
+from newswatch.feeds.parsepool import InlineParser, ParsePool, Parser, default_workers
 from newswatch.model import ParsedEntry, ParsedFeed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
@@ -230,6 +225,6 @@ def test_replies_may_only_hold_feeds() -> None:
     )
     feed = ParsedFeed(title="t", link=None, entries=(entry,), ttl=5)
     reply = (1, True, feed, [("newswatch", 30, "m")], False)
-    assert _Replies(io.BytesIO(pickle.dumps(reply))).load() == reply
+    assert Replies(io.BytesIO(pickle.dumps(reply))).load() == reply
     with pytest.raises(pickle.UnpicklingError, match=r"a parse worker sent a posix\.system"):
-        _Replies(io.BytesIO(pickle.dumps((1, True, os.system, [], False)))).load()
+        Replies(io.BytesIO(pickle.dumps((1, True, os.system, [], False)))).load()

@@ -20,28 +20,22 @@ process (tests, ``poll --once`` of a few feeds): no process start-up cost,
 but a parse past its deadline can only be abandoned, not stopped.
 
 Workers are plain ``python -m newswatch.feeds._parseworker`` children
-talking over their stdin and stdout; replies are unpickled with only the
-result types allowed, so a worker (which handles hostile input) cannot make
-this process build arbitrary objects.
+talking over their stdin and stdout (``_workerproc`` is this side of one:
+restricted unpickling, a minimal environment).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import itertools
 import logging
 import os
 import pickle
-import signal
-import sys
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Protocol, Self
 
-import newswatch
-from newswatch.feeds._frames import HEADER, MAX_FRAME, MEMORY_LIMIT_ENV
+from newswatch.feeds._frames import MAX_FRAME
+from newswatch.feeds._workerproc import Worker, WorkerDied, worker_env
 from newswatch.feeds.parse import FeedParseError, parse_feed
 from newswatch.model import ParsedFeed
 
@@ -52,29 +46,11 @@ log = logging.getLogger(__name__)
 # Seconds one parse may take when the caller has no better figure. The
 # slowest real feed measured parses in under 1 s (benchmarks/parse.py).
 DEFAULT_DEADLINE: Final = 20.0
-# A worker starts a fresh interpreter and imports feedparser: ~0.3 s here,
-# more on a loaded machine.
-_START_TIMEOUT: Final = 30.0
-# Seconds a closing worker gets to exit on end of input before it is killed.
-_EXIT_GRACE: Final = 2.0
 # A worker is replaced after this many parses, so that memory fragmented by
 # big documents is handed back to the system.
 _JOBS_PER_WORKER: Final = 500
 # Pause before retrying a worker that failed to start.
 _RESTART_PAUSE: Final = 1.0
-
-# Environment variables a worker inherits (besides LC_* and PYTHON*).
-_ENV_KEPT: Final = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "SYSTEMROOT"})
-# What a reply may contain (see ``_Replies``).
-_ALLOWED: Final = frozenset(
-    {
-        ("newswatch.model", "ParsedFeed"),
-        ("newswatch.model", "ParsedEntry"),
-        ("datetime", "datetime"),
-        ("datetime", "timezone"),
-        ("datetime", "timedelta"),
-    }
-)
 
 
 class Parser(Protocol):
@@ -143,112 +119,6 @@ class InlineParser:
         return None
 
 
-class _Replies(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"a parse worker sent a {module}.{name}")
-        return super().find_class(module, name)
-
-
-class _WorkerDied(Exception):
-    pass
-
-
-def _worker_env(memory_limit: int | None) -> dict[str, str]:
-    # Only what an interpreter needs: the daemon's environment holds secrets
-    # (${SMTP_PASSWORD}, tokens) that a process reading hostile input never needs.
-    env = {k: v for k, v in os.environ.items() if k in _ENV_KEPT or k.startswith(("LC_", "PYTHON"))}
-    # The worker imports newswatch from where this process did, installed or not.
-    source = str(Path(newswatch.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
-    if memory_limit is not None:
-        env[MEMORY_LIMIT_ENV] = str(memory_limit)
-    else:
-        env.pop(MEMORY_LIMIT_ENV, None)
-    return env
-
-
-class _Worker:
-    """One worker process and its two pipes."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.jobs = 0
-
-    @classmethod
-    async def start(cls, env: dict[str, str]) -> _Worker:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-P",  # no current directory on sys.path: only newswatch's own code
-            "-m",
-            "newswatch.feeds._parseworker",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        worker = cls(proc)
-        try:
-            async with asyncio.timeout(_START_TIMEOUT):
-                hello = await worker._receive()
-        except BaseException:
-            await worker.kill()
-            raise
-        if not (isinstance(hello, tuple) and hello[:1] == ("ready",)):
-            await worker.kill()
-            raise _WorkerDied("the parse worker did not start")
-        return worker
-
-    async def _receive(self) -> Any:
-        assert self.proc.stdout is not None
-        try:
-            (size,) = HEADER.unpack(await self.proc.stdout.readexactly(HEADER.size))
-            payload = await self.proc.stdout.readexactly(size)
-        except asyncio.IncompleteReadError:
-            raise _WorkerDied(await self._death()) from None
-        try:
-            return _Replies(io.BytesIO(payload)).load()
-        except Exception as exc:
-            raise _WorkerDied(f"the parser process sent an unreadable reply: {exc}") from None
-
-    async def call(self, meta: bytes, body: bytes) -> Any:
-        assert self.proc.stdin is not None
-        self.jobs += 1
-        try:
-            self.proc.stdin.writelines((HEADER.pack(len(meta)), meta, HEADER.pack(len(body)), body))
-            await self.proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            raise _WorkerDied(await self._death()) from None
-        return await self._receive()
-
-    async def _death(self) -> str:
-        code = await self.proc.wait()
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            return f"the parser process crashed ({name})"
-        return f"the parser process exited unexpectedly (status {code})"
-
-    def signal_kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
-
-    async def kill(self) -> None:
-        self.signal_kill()
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        """End of input, a moment to exit, then kill."""
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            async with asyncio.timeout(_EXIT_GRACE):
-                await self.proc.wait()
-        except TimeoutError:
-            await self.kill()
-
-
 class ParsePool:
     """Worker processes parsing feeds (see the module docstring).
 
@@ -261,10 +131,10 @@ class ParsePool:
         if workers is not None and workers < 1:
             raise ValueError("a parse pool needs at least one worker (use InlineParser for none)")
         self.size = workers or default_workers()
-        self._env = _worker_env(memory_limit)
-        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
-        self._busy: set[_Worker] = set()
-        self._live: set[_Worker] = set()  # started and not yet stopped
+        self._env = worker_env(memory_limit)
+        self._idle: asyncio.Queue[Worker | None] = asyncio.Queue()
+        self._busy: set[Worker] = set()
+        self._live: set[Worker] = set()  # started and not yet stopped
         self._starting: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._closed = False
@@ -279,10 +149,10 @@ class ParsePool:
 
     async def __aenter__(self) -> Self:
         started = await asyncio.gather(
-            *(_Worker.start(self._env) for _ in range(self.size)), return_exceptions=True
+            *(Worker.start(self._env) for _ in range(self.size)), return_exceptions=True
         )
         for worker in started:
-            if isinstance(worker, _Worker):
+            if isinstance(worker, Worker):
                 self._live.add(worker)
                 self._idle.put_nowait(worker)
         failed = [exc for exc in started if isinstance(exc, BaseException)]
@@ -325,7 +195,7 @@ class ParsePool:
             await worker.kill()  # gone before the caller hears of it
             self._replace(worker)
             raise _abandoned(deadline) from None
-        except _WorkerDied as died:
+        except WorkerDied as died:
             self._replace(worker)
             raise FeedParseError(
                 "the parse pool is closed" if self._closed else str(died)
@@ -355,7 +225,7 @@ class ParsePool:
             raise FeedParseError("the parser process sent something that is not a feed")
         return result
 
-    async def _acquire(self) -> _Worker:
+    async def _acquire(self) -> Worker:
         if self._closed:
             raise FeedParseError("the parse pool is closed")
         worker = await self._idle.get()
@@ -365,13 +235,13 @@ class ParsePool:
         self._busy.add(worker)
         return worker
 
-    def _release(self, worker: _Worker) -> None:
+    def _release(self, worker: Worker) -> None:
         if self._closed:
             return  # aclose() stopped every worker it found busy
         self._busy.discard(worker)
         self._idle.put_nowait(worker)
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: Worker) -> None:
         if self._closed:
             return
         self._busy.discard(worker)
@@ -382,13 +252,13 @@ class ParsePool:
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
 
-    async def _restart(self, old: _Worker) -> None:
+    async def _restart(self, old: Worker) -> None:
         self._live.discard(old)
         await old.kill()
         while not self._closed:
             try:
-                worker = await _Worker.start(self._env)
-            except (OSError, _WorkerDied, TimeoutError) as exc:
+                worker = await Worker.start(self._env)
+            except (OSError, WorkerDied, TimeoutError) as exc:
                 log.error("could not start a parse worker (retrying): %s", exc)
                 await asyncio.sleep(_RESTART_PAUSE)
                 continue
@@ -405,7 +275,7 @@ class ParsePool:
             await self._settle()
             return
         self._closed = True
-        idle: list[_Worker] = []
+        idle: list[Worker] = []
         while not self._idle.empty():
             worker = self._idle.get_nowait()
             if worker is not None:
