@@ -17,7 +17,13 @@ import pytest
 
 from newswatch.feeds._workerproc import Replies
 from newswatch.feeds.parse import FeedParseError, parse_feed
-from newswatch.feeds.parsepool import InlineParser, ParsePool, Parser, default_workers
+from newswatch.feeds.parsepool import (
+    InlineParser,
+    ParsePool,
+    Parser,
+    default_workers,
+    make_parser,
+)
 from newswatch.model import ParsedEntry, ParsedFeed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
@@ -209,6 +215,10 @@ def test_pool_size() -> None:
     assert ParsePool().size == default_workers()
     with pytest.raises(ValueError, match="at least one worker"):
         ParsePool(0)
+    assert isinstance(make_parser(0), InlineParser)
+    pool = make_parser(3)
+    assert isinstance(pool, ParsePool) and pool.size == 3
+    assert isinstance(make_parser(), ParsePool)
 
 
 def test_replies_may_only_hold_feeds() -> None:

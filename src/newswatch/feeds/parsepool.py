@@ -39,7 +39,14 @@ from newswatch.feeds._workerproc import Worker, WorkerDied, worker_env
 from newswatch.feeds.parse import FeedParseError, parse_feed
 from newswatch.model import ParsedFeed
 
-__all__ = ["DEFAULT_DEADLINE", "InlineParser", "ParsePool", "Parser", "default_workers"]
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "InlineParser",
+    "ParsePool",
+    "Parser",
+    "default_workers",
+    "make_parser",
+]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,14 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def make_parser(workers: int | None = None, *, memory_limit: int | None = None) -> Parser:
+    """``workers`` processes (default: one per core), or with 0 none at all:
+    an ``InlineParser`` (a setting of ``parse_workers: 0``, say)."""
+    if workers == 0:
+        return InlineParser()
+    return ParsePool(workers, memory_limit=memory_limit)
 
 
 def _abandoned(deadline: float) -> FeedParseError:
