@@ -20,7 +20,7 @@ from newswatch.feeds.parse import (
     parse_feed,
     parse_feed_async,
 )
-from newswatch.feeds.parsepool import InlineParser, ParsePool, Parser
+from newswatch.feeds.parsepool import InlineParser, ParsePool, Parser, make_parser
 
 __all__ = [
     "FeedParseError",
@@ -34,6 +34,7 @@ __all__ = [
     "default_user_agent",
     "entry_key",
     "html_to_text",
+    "make_parser",
     "normalize_entry",
     "normalize_feed",
     "parse_feed",
