@@ -35,6 +35,7 @@ test: lint typecheck pytest
 bench: venv
 	$(BIN)/python benchmarks/poll.py
 	$(BIN)/python benchmarks/match.py
+	$(BIN)/python benchmarks/config.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,7 +11,9 @@
 
 ``messages`` holds every accepted message parsed as ``EmailMessage``
 (``policy.default``: decoded headers, ``get_body``), ``raw`` the bytes as
-received, ``envelopes`` the SMTP envelope ``(mail_from, rcpt_tos)`` of each. Failures on demand:
+received, ``envelopes`` the SMTP envelope ``(mail_from, rcpt_tos)`` of each,
+``connections`` how many client connections greeted the server (EHLO/HELO).
+Failures on demand:
 
 - ``rcpt_reply = "550 5.1.1 <x@y>: Recipient address rejected"`` refuses
   every RCPT TO with that reply (use a 4xx for a temporary refusal);
@@ -68,6 +70,7 @@ class SmtpServer:
         self.raw: list[bytes] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.logins: list[str] = []
+        self.connections = 0
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
         self._lock = threading.Lock()
@@ -167,6 +170,19 @@ class _Handler:
 
     def __init__(self, owner: SmtpServer) -> None:
         self.owner = owner
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        with self.owner._lock:
+            self.owner.connections += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(
         self,

@@ -228,9 +228,9 @@ def test_bad_timezone(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("30s", 30), ("10m", 600), ("1.5h", 5400), ("7d", 604800), (45, 45)],
+    [("30s", 30), ("10m", 600), ("1.5h", 5400), ("7d", 604800), ("250ms", 0.25)],
 )
-def test_parse_duration(text: str | int, expected: float) -> None:
+def test_parse_duration(text: str, expected: float) -> None:
     assert parse_duration(text) == timedelta(seconds=expected)
 
 
@@ -238,6 +238,35 @@ def test_parse_duration(text: str | int, expected: float) -> None:
 def test_parse_duration_rejects(bad: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("bare", "shown"), [(10, "10"), (1.5, "1.5"), ("10", "10"), (" 45 ", "45")]
+)
+def test_bare_number_is_not_seconds(bare: object, shown: str) -> None:
+    with pytest.raises(ValueError, match="has no unit") as info:
+        parse_duration(bare)
+    assert (
+        str(info.value) == f"'{shown}' has no unit; write {shown}s, {shown}m, {shown}h or {shown}d"
+    )
+
+
+def test_bare_number_in_config_names_field_and_line(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "nw.yaml",
+        """
+        poll: {every: 10m, timeout: 20}
+        retention: 30
+        feeds:
+          - url: https://example.org/rss
+            every: 5
+        """,
+    )
+    assert problems(cfg) == [
+        f"{cfg}:1: poll.timeout: '20' has no unit; write 20s, 20m, 20h or 20d",
+        f"{cfg}:2: retention: '30' has no unit; write 30s, 30m, 30h or 30d",
+        f"{cfg}:5: feeds[0].every: '5' has no unit; write 5s, 5m, 5h or 5d",
+    ]
 
 
 def test_parse_size() -> None:

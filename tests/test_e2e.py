@@ -16,11 +16,15 @@ import pytest
 from feedserver import FeedServer, Reply
 from newswatch.config import LoadedConfig, load_config
 from newswatch.daemon import App, Daemon
+from newswatch.keys import feed_key_for
 from newswatch.store.base import OutboxStatus
 from samples import SEED_TITLE, Item, rss, seed_item
 from smtpserver import SmtpServer
 
 FAST = timedelta(milliseconds=100)
+# `notify:` entries that send at once (the default group_wait is 30 s).
+HOOK_NOW = "[{channel: hook, group_wait: 0s}]"
+MAIL_NOW = "[{channel: mail, group_wait: 0s}]"
 
 
 class Clock:
@@ -64,6 +68,12 @@ def email_channels(smtp: SmtpServer) -> str:
     return f"{{mail: {{type: email, to: [desk@example.org], smtp: {smtp_cfg}}}}}"
 
 
+def titles(server: FeedServer, path: str = "/hook") -> list[str]:
+    """Every item title the webhook received, in order (a notification
+    carries one or more items)."""
+    return [item["title"] for body in server.json_bodies(path) for item in body["items"]]
+
+
 async def wait_until(predicate: Callable[[], object], within: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -93,7 +103,7 @@ async def test_daemon_emails_seed_article_once_across_polls_and_restart(
         rules:
           - name: russia-north-korea
             query: 'Russia AND "North Korea"'
-            notify: [mail]
+            notify: [{{channel: mail, group_wait: 0s}}]
         """,
     )
 
@@ -133,7 +143,7 @@ async def test_sigterm_style_stop_releases_and_exits_quickly(
         feeds:
           - url: {feeds.url("/slow.xml")}
         channels: {{console: {{type: console}}}}
-        rules: [{{name: r, query: Russia, notify: [console]}}]
+        rules: [{{name: r, query: Russia, notify: [{{channel: console, group_wait: 0s}}]}}]
         """,
     )
     async with App.open(loaded, out=io.StringIO()) as app:
@@ -155,7 +165,7 @@ async def test_bad_rule_edit_keeps_old_rules_running(
 ) -> None:
     feeds.route("/f.xml", body=rss(Item(title="old", link="http://e.org/0", guid="0")))
     rules = tmp_path / "rules.yaml"
-    rules.write_text("- {name: r, query: Seoul, notify: [hook]}\n")
+    rules.write_text("- {name: r, query: Seoul, notify: [{channel: hook, group_wait: 0s}]}\n")
     loaded = write_config(
         tmp_path,
         f"""
@@ -170,7 +180,9 @@ async def test_bad_rule_edit_keeps_old_rules_running(
         task = asyncio.create_task(daemon.run())
         await wait_until(lambda: feeds.hits("/f.xml") >= 1)
         # A broken edit: logged with file and line, old rule keeps matching.
-        rules.write_text("- {name: r, query: 'Seoul AND (', notify: [hook]}\n")
+        rules.write_text(
+            "- {name: r, query: 'Seoul AND (', notify: [{channel: hook, group_wait: 0s}]}\n"
+        )
         await wait_until(lambda: "configuration not reloaded" in caplog.text)
         assert f"{rules}:1" in caplog.text
         feeds.route(
@@ -181,9 +193,9 @@ async def test_bad_rule_edit_keeps_old_rules_running(
             ),
         )
         await wait_until(lambda: len(feeds.requests_to("/hook")) >= 1)
-        assert feeds.json_bodies("/hook")[0]["title"] == "Seoul news"
+        assert titles(feeds)[0] == "Seoul news"
         # A good edit takes effect.
-        rules.write_text("- {name: r2, query: Busan, notify: [hook]}\n")
+        rules.write_text("- {name: r2, query: Busan, notify: [{channel: hook, group_wait: 0s}]}\n")
         await wait_until(lambda: app.poller.rules.index.rule_names == ("r2",))
         daemon.stop()
         await asyncio.wait_for(task, 5)
@@ -201,15 +213,15 @@ async def test_rules_through_the_pipeline(tmp_path: Path, feeds: FeedServer) -> 
         feeds: [{{url: "{feeds.url("/korea.xml")}", backfill: all}}]
         channels: {{hook: {{type: webhook, url: "{feeds.url("/hook")}"}}}}
         rules:
-          - {{name: no-thaad, query: 'Russia AND Bulgaria NOT THAAD', notify: [hook]}}
-          - {{name: thaad-or-sanctions, query: 'THAAD OR sanctions', notify: [hook]}}
-          - {{name: rnk, query: 'Russia AND "North Korea"', notify: [hook]}}
+          - {{name: no-thaad, query: 'Russia AND Bulgaria NOT THAAD', notify: {HOOK_NOW}}}
+          - {{name: thaad-or-sanctions, query: 'THAAD OR sanctions', notify: {HOOK_NOW}}}
+          - {{name: rnk, query: 'Russia AND "North Korea"', notify: {HOOK_NOW}}}
         """,
     )
     async with App.open(loaded) as app:
         await app.poller.poll_all()
         await app.deliverer.drain()
-    fired = sorted(body["rule"] for body in feeds.json_bodies("/hook"))
+    fired = sorted(rule for body in feeds.json_bodies("/hook") for rule in body["rules"])
     assert fired == ["rnk", "thaad-or-sanctions"]
 
 
@@ -224,7 +236,7 @@ async def test_first_poll_without_backfill_is_silent_then_new_entries_alert(
         f"""
         feeds: [{{url: "{feeds.url("/f.xml")}"}}]
         channels: {{hook: {{type: webhook, url: "{feeds.url("/hook")}"}}}}
-        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: [hook]}}]
+        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: {HOOK_NOW}}}]
         """,
     )
     async with App.open(loaded) as app:
@@ -238,7 +250,7 @@ async def test_first_poll_without_backfill_is_silent_then_new_entries_alert(
         [second] = await app.poller.poll_all()
         assert second.new_articles == 1 and second.new_alerts == 1
         await app.deliverer.drain()
-    assert [b["title"] for b in feeds.json_bodies("/hook")] == [new.title]
+    assert titles(feeds) == [new.title]
 
 
 async def test_same_story_in_two_feeds_alerts_once(tmp_path: Path, feeds: FeedServer) -> None:
@@ -262,7 +274,7 @@ async def test_same_story_in_two_feeds_alerts_once(tmp_path: Path, feeds: FeedSe
           - {{url: "{feeds.url("/a.xml")}", backfill: all}}
           - {{url: "{feeds.url("/b.xml")}", backfill: all}}
         channels: {{hook: {{type: webhook, url: "{feeds.url("/hook")}"}}}}
-        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: [hook]}}]
+        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: {HOOK_NOW}}}]
         """,
     )
     async with App.open(loaded) as app:
@@ -284,7 +296,7 @@ async def test_smtp_down_then_up_delivers_once(
         f"""
         feeds: [{{url: "{feeds.url("/korea.xml")}", backfill: all}}]
         channels: {email_channels(smtp)}
-        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: [mail]}}]
+        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: {MAIL_NOW}}}]
         """,
     )
     clock = Clock()
@@ -293,7 +305,7 @@ async def test_smtp_down_then_up_delivers_once(
         stats = await app.deliverer.deliver_due()  # SMTP down: connection refused
         assert stats.sent == 0 and stats.retried == 1
         [row] = app.store.outbox()
-        assert row.status is OutboxStatus.PENDING and row.last_error
+        assert row.status is OutboxStatus.QUEUED and row.last_error
         assert "refused" in row.last_error.lower() or "connect" in row.last_error.lower()
 
         smtp.start()
@@ -317,7 +329,7 @@ async def test_webhook_500_500_200_delivers_exactly_once(tmp_path: Path, feeds: 
         f"""
         feeds: [{{url: "{feeds.url("/korea.xml")}", backfill: all}}]
         channels: {{hook: {{type: webhook, url: "{feeds.url("/hook")}"}}}}
-        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: [hook]}}]
+        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: {HOOK_NOW}}}]
         """,
     )
     clock = Clock()
@@ -330,7 +342,7 @@ async def test_webhook_500_500_200_delivers_exactly_once(tmp_path: Path, feeds: 
         assert row.status is OutboxStatus.SENT
         assert row.attempts == 3
     assert feeds.hits("/hook") == 3
-    assert feeds.json_bodies("/hook")[-1]["title"] == SEED_TITLE
+    assert titles(feeds)[-1] == SEED_TITLE
 
 
 # --------------------------------------------------------------------------- bad feeds
@@ -360,7 +372,7 @@ async def test_bad_feeds_are_reported_and_healthy_feed_still_alerts(
         "poll: {timeout: 1s, max_bytes: 200KiB}\n"
         f"feeds:\n{feed_lines}\n"
         f'channels: {{hook: {{type: webhook, url: "{feeds.url("/hook")}"}}}}\n'
-        "rules: [{name: rnk, query: 'Russia AND \"North Korea\"', notify: [hook]}]\n",
+        "rules: [{name: rnk, query: 'Russia AND \"North Korea\"', notify: [{channel: hook, group_wait: 0s}]}]\n",  # noqa: E501
     )
     async with App.open(loaded) as app:
         outcomes = {o.name: o for o in await app.poller.poll_all()}
@@ -380,12 +392,12 @@ async def test_bad_feeds_are_reported_and_healthy_feed_still_alerts(
     partial = outcomes["partial"]
     assert partial.status == "updated" and partial.entries == 1
     assert partial.warning is not None and "malformed feed" in partial.warning
-    assert states[feeds.url("/partial.xml")].last_error == partial.warning
+    assert states[feed_key_for(feeds.url("/partial.xml"))].last_error == partial.warning
     for name in ("broken", "missing", "huge", "slow", "html"):
-        state = states[feeds.url(f"/{name}.xml")]
+        state = states[feed_key_for(feeds.url(f"/{name}.xml"))]
         assert state.consecutive_errors == 1 and state.last_error
-    titles = sorted(b["title"] for b in feeds.json_bodies("/hook"))
-    assert titles == sorted([SEED_TITLE, "Russia and North Korea, whole"])
+    sent = sorted(titles(feeds))
+    assert sent == sorted([SEED_TITLE, "Russia and North Korea, whole"])
 
 
 async def test_rule_backfill_alerts_on_stored_articles_once(
@@ -394,7 +406,7 @@ async def test_rule_backfill_alerts_on_stored_articles_once(
     feeds.route("/korea.xml", body=rss(seed_item()))
     feeds.route("/hook", status=200)
     rules = tmp_path / "rules.yaml"
-    rules.write_text("- {name: other, query: Busan, notify: [hook]}\n")
+    rules.write_text("- {name: other, query: Busan, notify: [{channel: hook, group_wait: 0s}]}\n")
     loaded = write_config(
         tmp_path,
         f"""
@@ -409,14 +421,14 @@ async def test_rule_backfill_alerts_on_stored_articles_once(
 
     # A new rule asking for a backfill alerts on what is already stored...
     rules.write_text(
-        "- {name: other, query: Busan, notify: [hook]}\n"
-        "- {name: rnk, query: 'Russia AND \"North Korea\"', backfill: 24h, notify: [hook]}\n"
-        "- {name: thaad, query: THAAD, notify: [hook]}\n"  # no backfill: stays quiet
+        "- {name: other, query: Busan, notify: [{channel: hook, group_wait: 0s}]}\n"
+        "- {name: rnk, query: 'Russia AND \"North Korea\"', backfill: 24h, notify: [{channel: hook, group_wait: 0s}]}\n"  # noqa: E501
+        "- {name: thaad, query: THAAD, notify: [{channel: hook, group_wait: 0s}]}\n"  # no backfill: stays quiet  # noqa: E501
     )
     reloaded = load_config(loaded.path, env={})
     async with App.open(reloaded) as app:
         await app.deliverer.drain()
-    assert [b["rule"] for b in feeds.json_bodies("/hook")] == ["rnk"]
+    assert [r for b in feeds.json_bodies("/hook") for r in b["rules"]] == ["rnk"]
 
     # ...once: a restart does not run it again.
     async with App.open(reloaded) as app:
@@ -445,7 +457,7 @@ async def test_two_replicas_on_one_database_alert_once(
         tmp_path,
         f"feeds:\n{feed_lines}\n"
         f'channels: {{hook: {{type: webhook, url: "{feeds.url("/hook")}"}}}}\n'
-        "rules: [{name: rnk, query: 'Russia AND \"North Korea\"', notify: [hook]}]\n",
+        "rules: [{name: rnk, query: 'Russia AND \"North Korea\"', notify: [{channel: hook, group_wait: 0s}]}]\n",  # noqa: E501
     )
     async with App.open(loaded) as a, App.open(loaded) as b:
         daemons = [
@@ -453,14 +465,14 @@ async def test_two_replicas_on_one_database_alert_once(
         ]
         tasks = [asyncio.create_task(d.run()) for d in daemons]
         await wait_until(lambda: all(feeds.hits(f"/f{n}.xml") >= 3 for n in range(4)))
-        await wait_until(lambda: len(feeds.json_bodies("/hook")) >= 5)
+        await wait_until(lambda: len(titles(feeds)) >= 5)
         await asyncio.sleep(0.5)  # time for any duplicate to show up
         for d in daemons:
             d.stop()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
         rows = a.store.outbox()
-    titles = sorted(body["title"] for body in feeds.json_bodies("/hook"))
-    assert titles == sorted(i.title for i in items)
+    sent = sorted(titles(feeds))
+    assert sent == sorted(i.title for i in items)
     assert {r.status for r in rows} == {OutboxStatus.SENT}
     assert len(rows) == 5
 
@@ -479,7 +491,7 @@ async def test_retention_forgets_what_feeds_dropped_and_keeps_what_they_serve(
         retention: 90d
         feeds: [{{url: "{feeds.url("/f.xml")}"}}]
         channels: {{hook: {{type: webhook, url: "{feeds.url("/hook")}"}}}}
-        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: [hook]}}]
+        rules: [{{name: rnk, query: 'Russia AND "North Korea"', notify: {HOOK_NOW}}}]
         """,
     )
     clock = Clock()
@@ -493,11 +505,14 @@ async def test_retention_forgets_what_feeds_dropped_and_keeps_what_they_serve(
         # The daemon's maintenance tick prunes at start-up.
         daemon = Daemon(app, poll_tick=timedelta(hours=1), deliver_tick=FAST, reload_tick=FAST)
         task = asyncio.create_task(daemon.run())
-        await wait_until(lambda: app.store.known_entry_keys(feeds.url("/f.xml"), ["b"]) == set())
+        await wait_until(
+            lambda: not app.store.known_entries(feed_key_for(feeds.url("/f.xml")), ["b"])
+        )
         daemon.stop()
         await asyncio.wait_for(task, 5)
-        assert app.store.known_entry_keys(feeds.url("/f.xml"), ["a", "c"]) == {"a", "c"}
+        known = app.store.known_entries(feed_key_for(feeds.url("/f.xml")), ["a", "c"])
+        assert set(known) == {"a", "c"}
 
         await app.poller.poll_all()  # a is still known: no alert for it
         await app.deliverer.drain()
-    assert [body["title"] for body in feeds.json_bodies("/hook")] == [c.title]
+    assert titles(feeds) == [c.title]

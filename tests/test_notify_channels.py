@@ -24,16 +24,15 @@ from newswatch.config import (
     EmailChannelConfig,
     WebhookChannelConfig,
 )
-from newswatch.model import DeliveryResult
 from newswatch.notify.channels import (
     CHANNEL_TYPES,
+    ChannelContext,
     ConsoleChannel,
     EmailChannel,
     WebhookChannel,
     build_channel,
     build_channels,
 )
-from newswatch.notify.render import delivery_key
 from notify_samples import TITLE, alert
 
 TOKEN = "XXXXsecretTOKENXXXX"
@@ -67,7 +66,7 @@ def webhook(url: str, http: httpx.AsyncClient, **changes: Any) -> WebhookChannel
     cfg = WebhookChannelConfig.model_validate(
         {"type": "webhook", "url": url, "headers": {"Authorization": HEADER_SECRET}, **changes}
     )
-    return WebhookChannel("desk-hook", cfg, http=http, clock=lambda: NOW)
+    return WebhookChannel("desk-hook", cfg, ChannelContext(http=http, clock=lambda: NOW))
 
 
 def assert_no_secrets(text: str | None) -> None:
@@ -83,16 +82,19 @@ async def test_webhook_200_posts_the_json_payload(
     hooks: FeedServer, http: httpx.AsyncClient
 ) -> None:
     result = await webhook(hooks.url(secret_path()), http).send(alert(3))
-    assert result == DeliveryResult.success()
+    assert result.ok and result.parts_sent == 1 and result.answer is not None
     [request] = hooks.requests
     assert request.path == secret_path()
     assert request.headers["content-type"] == "application/json"
     assert request.headers["authorization"] == HEADER_SECRET
-    assert request.headers["idempotency-key"] == delivery_key(alert(3))
+    assert request.headers["idempotency-key"] == alert(3).key
+    assert "x-newswatch-signature" not in request.headers
     payload = request.json()
+    assert {"version", "id", "kind", "channel", "items", "rules", "created_at"} <= payload.keys()
+    assert (payload["version"], payload["kind"], payload["channel"]) == (1, "alert", "desk")
+    [entry] = payload["items"]
     assert {
-        "rule",
-        "channel",
+        "rules",
         "title",
         "link",
         "source",
@@ -101,14 +103,28 @@ async def test_webhook_200_posts_the_json_payload(
         "matched_terms",
         "snippet",
         "matched_at",
-        "id",
-    } <= payload.keys()
-    assert payload["rule"] == "russia-north-korea"
-    assert payload["channel"] == "desk"
-    assert payload["title"] == TITLE
-    assert payload["matched_terms"] == ["russia", "north korea"]
-    assert payload["published"] == "2024-06-18T23:30:00+00:00"
-    assert payload["id"] == delivery_key(alert(3))
+        "also",
+    } <= entry.keys()
+    assert entry["rules"] == ["russia-north-korea"]
+    assert entry["title"] == TITLE
+    assert entry["matched_terms"] == ["russia", "north korea"]
+    assert entry["published"] == "2024-06-18T23:30:00+00:00"
+    assert payload["id"] == alert(3).key
+
+
+async def test_webhook_signs_the_exact_body_with_the_secret(
+    hooks: FeedServer, http: httpx.AsyncClient
+) -> None:
+    import hashlib
+    import hmac
+
+    secret = "hook-signing-secret"
+    channel = webhook(hooks.url(HOOK), http, secret=secret)
+    assert (await channel.send(alert())).ok
+    [request] = hooks.requests
+    expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["x-newswatch-signature"] == f"sha256={expected}"
+    assert secret not in channel.describe() and "signed" in channel.describe()
 
 
 async def test_webhook_payload_keeps_korean_text(
@@ -116,7 +132,7 @@ async def test_webhook_payload_keeps_korean_text(
 ) -> None:
     title = "러시아·북한, 군사 협력 강화"
     assert (await webhook(hooks.url(HOOK), http).send(alert(title=title))).ok
-    assert hooks.json_bodies(HOOK)[0]["title"] == title
+    assert hooks.json_bodies(HOOK)[0]["items"][0]["title"] == title
 
 
 @pytest.mark.parametrize(
@@ -194,7 +210,7 @@ async def test_webhook_connection_refused_is_a_retry(http: httpx.AsyncClient) ->
 
 async def test_webhook_timeout_is_a_retry(hooks: FeedServer, http: httpx.AsyncClient) -> None:
     hooks.route(SECRET_HOOK, hook_reply(hold=True))
-    result = await webhook(hooks.url(secret_path()), http, timeout=0.2).send(alert())
+    result = await webhook(hooks.url(secret_path()), http, timeout="0.2s").send(alert())
     hooks.release()
     assert not result.ok
     assert not result.permanent
@@ -233,9 +249,9 @@ async def test_console_json_prints_one_object_per_line() -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
     first = json.loads(lines[0])
-    assert first["title"] == "러시아\n북한"
+    assert first["items"][0]["title"] == "러시아\n북한"
     assert "러시아" in lines[0]  # not \u-escaped
-    assert json.loads(lines[1])["id"] == delivery_key(alert(2))
+    assert json.loads(lines[1])["id"] == alert(2).key
 
 
 async def test_console_defaults_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -272,11 +288,10 @@ async def test_build_channels_from_config(http: httpx.AsyncClient) -> None:
     assert isinstance(channels["desk-email"], EmailChannel)
     for channel in channels.values():
         assert_no_secrets(channel.describe())
-        assert channel.max_length is None
         await channel.aclose()
     await channels["console"].send(alert())
-    assert json.loads(out.getvalue())["rule"] == "russia-north-korea"
-    assert set(CHANNEL_TYPES) == {"console", "email", "webhook"}
+    assert json.loads(out.getvalue())["items"][0]["rules"] == ["russia-north-korea"]
+    assert {"console", "email", "webhook"} <= set(CHANNEL_TYPES)
 
 
 def test_build_channel_rejects_an_unknown_type(http: httpx.AsyncClient) -> None:

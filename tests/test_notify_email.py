@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
 
 from newswatch.config import EmailChannelConfig
-from newswatch.model import DeliveryResult
 from newswatch.notify.channels.email import EmailChannel
 from notify_samples import TITLE, alert
 from smtpserver import SmtpServer
@@ -35,8 +34,21 @@ def config(host: str, port: int, **smtp: Any) -> EmailChannelConfig:
     )
 
 
+_OPEN: list[EmailChannel] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_channels() -> AsyncIterator[None]:
+    """The channel keeps its SMTP connection for the round: close it after."""
+    yield
+    while _OPEN:
+        await _OPEN.pop().aclose()
+
+
 def channel_for(server: SmtpServer, **smtp: Any) -> EmailChannel:
-    return EmailChannel("desk-email", config(server.host, server.port, **smtp))
+    channel = EmailChannel("desk-email", config(server.host, server.port, **smtp))
+    _OPEN.append(channel)
+    return channel
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -49,7 +61,7 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 
 async def test_email_arrives_as_text_and_html(smtp: SmtpServer) -> None:
     result = await channel_for(smtp).send(alert())
-    assert result == DeliveryResult.success()
+    assert result.ok and result.answer == f"accepted by {smtp.host}:{smtp.port}"
     [message] = smtp.messages
     assert message["Subject"] == f"[newswatch] russia-north-korea: {TITLE}"
     assert message["From"] == "newswatch <alerts@newswatch.example>"
@@ -131,7 +143,7 @@ async def test_smtp_silent_server_times_out_as_a_retry() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()  # the kernel accepts; nobody ever says hello
         host, port = listener.getsockname()
-        channel = EmailChannel("desk-email", config(host, port, timeout=0.3))
+        channel = EmailChannel("desk-email", config(host, port, timeout="0.3s"))
         result = await channel.send(alert())
     assert not result.ok
     assert not result.permanent

@@ -1,39 +1,43 @@
-"""Rendering (pure): text and HTML bodies, escaping, highlights, truncation, payload."""
+"""Rendering (pure): text and HTML bodies, escaping, highlights, truncation,
+templates (sandboxed, user overrides), packing into parts, the payload."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import UTC, tzinfo
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from newswatch.model import Alert, DeliveryMode, Route
-from newswatch.notify.render import (
+from newswatch.keys import digest_key, group_key
+from newswatch.model import Message, Notification, NotificationKind
+from newswatch.notify.payload import notification_payload
+from newswatch.notify.render import RenderContext, pack, render_message, render_parts
+from newswatch.notify.templates import TemplateError, Templates, escape_for
+from newswatch.notify.text import (
     ELLIPSIS,
     HEADLINE_MAX,
     SUMMARY_MAX,
-    alert_payload,
-    delivery_key,
     highlight_segments,
     one_line,
-    render_alert,
     safe_href,
     truncate,
 )
-from newswatch.notify.route import routes_for
-from notify_samples import SNIPPET, T0, TITLE, alert, explanation, match
+from notify_samples import SNIPPET, T0, TITLE, alert, explanation, item, many, notification
 
 
-def with_snippet(snippet: str, highlights: tuple[tuple[int, int], ...], **changes: Any) -> Alert:
+def render_alert(n: Notification, tz: tzinfo = UTC) -> Message:
+    return render_message(n, RenderContext(tz=tz))
+
+
+def with_snippet(
+    snippet: str, highlights: tuple[tuple[int, int], ...], **changes: Any
+) -> Notification:
     base = alert(**changes)
-    return Alert(
-        outbox_id=base.outbox_id,
-        rule=base.rule,
-        channel=base.channel,
-        article=base.article,
-        explanation=explanation(snippet, highlights),
-        matched_at=base.matched_at,
-    )
+    lead = dataclasses.replace(base.items[0], explanation=explanation(snippet, highlights))
+    return dataclasses.replace(base, items=(lead,))
 
 
 # --------------------------------------------------------------------------- truncate
@@ -93,7 +97,7 @@ def test_html_highlights_are_marked_after_escaping() -> None:
     assert html is not None
     assert "<script>" not in html
     assert "<mark" in html
-    assert ">Russia</mark> &amp; &lt;script&gt;alert(&#34;NK&#34;)&lt;/script&gt; <mark" in html
+    assert ">Russia</mark> &amp; &lt;script&gt;alert(&quot;NK&quot;)&lt;/script&gt; <mark" in html
     assert ">North Korea</mark>" in html
 
 
@@ -145,7 +149,8 @@ def test_render_alert_html_links_only_to_web_urls() -> None:
 def test_link_attribute_is_escaped() -> None:
     html = render_alert(alert(link='https://x.example/a?b=1&c="><script>')).html
     assert html is not None
-    assert 'href="https://x.example/a?b=1&amp;c=&#34;&gt;&lt;script&gt;"' in html
+    # Characters that could end the attribute or the link are percent-encoded.
+    assert 'href="https://x.example/a?b=1&amp;c=%22%3E%3Cscript%3E"' in html
 
 
 def test_titles_with_line_breaks_and_bidi_controls_render_on_one_line() -> None:
@@ -199,49 +204,210 @@ def test_one_line_and_safe_href() -> None:
 
 
 def test_payload_fields_and_json() -> None:
-    payload = alert_payload(alert(7))
+    payload = notification_payload(alert(7))
     assert json.loads(json.dumps(payload)) == payload
-    assert payload["rule"] == "russia-north-korea"
-    assert payload["channel"] == "desk"
-    assert payload["title"] == TITLE
-    assert payload["link"].startswith("https://www.koreaherald.com/")
-    assert payload["source"] == "Korea Herald National"
-    assert payload["published"] == "2024-06-18T23:30:00+00:00"
-    assert payload["matched_at"] == T0.isoformat()
-    assert payload["matched_terms"] == ["russia", "north korea"]
-    assert payload["snippet"] == SNIPPET
-    assert payload["summary"].startswith("Russian President")
-    assert payload["id"] == delivery_key(alert(7))
-    assert payload["outbox_id"] == 7
+    assert payload["version"] == 1
+    assert (payload["kind"], payload["channel"], payload["id"]) == ("alert", "desk", "nw-7-desk")
+    assert payload["rules"] == ["russia-north-korea"]
+    [entry] = payload["items"]
+    assert entry["rules"] == ["russia-north-korea"]
+    assert entry["title"] == TITLE
+    assert entry["link"].startswith("https://www.koreaherald.com/")
+    assert entry["source"] == "Korea Herald National"
+    assert entry["published"] == "2024-06-18T23:30:00+00:00"
+    assert entry["matched_at"] == T0.isoformat()
+    assert entry["matched_terms"] == ["russia", "north korea"]
+    assert entry["snippet"] == SNIPPET
+    assert entry["summary"].startswith("Russian President")
+    assert entry["also"] == []
 
 
-def test_delivery_key_is_stable_across_retries_and_distinct_per_delivery() -> None:
-    assert delivery_key(alert(1, attempt=1)) == delivery_key(alert(1, attempt=5))
-    assert delivery_key(alert(1)) != delivery_key(alert(2))
-    assert delivery_key(alert(1)) != delivery_key(alert(1, channel="other"))
-    assert delivery_key(alert(1)) != delivery_key(alert(1, story_key="another"))
-
-
-# --------------------------------------------------------------------------- route
-
-
-def test_routes_for_names_each_target_channel_once() -> None:
-    targets = {"russia-north-korea": ["desk-email", "desk-slack", "desk-email"], "thaad": ["x"]}
-    assert routes_for(match(), targets) == (
-        Route("russia-north-korea", "desk-email", DeliveryMode.IMMEDIATE),
-        Route("russia-north-korea", "desk-slack", DeliveryMode.IMMEDIATE),
-    )
-    assert routes_for(match(rule="unrouted"), targets) == ()
+def test_keys_are_stable_and_distinct() -> None:
+    assert group_key("desk", [3, 1, 2]) == group_key("desk", [1, 2, 3])
+    assert group_key("desk", [1]) != group_key("desk", [2])
+    assert group_key("desk", [1]) != group_key("other", [1])
+    assert digest_key("d", T0) != digest_key("d", T0, 1)
+    assert len(group_key("desk", range(1000))) <= 64
 
 
 def test_times_are_shown_on_the_configured_wall_clock() -> None:
     from zoneinfo import ZoneInfo
 
     sample = alert()
-    assert sample.article.published is not None
+    published = sample.items[0].article.published
+    assert published is not None
     utc_text = render_alert(sample).text
     seoul = render_alert(sample, ZoneInfo("Asia/Seoul"))
-    local = sample.article.published.astimezone(ZoneInfo("Asia/Seoul"))
+    local = published.astimezone(ZoneInfo("Asia/Seoul"))
     assert local.strftime("%Y-%m-%d %H:%M KST") in seoul.text
     assert local.strftime("%Y-%m-%d %H:%M KST") in (seoul.html or "")
     assert "UTC" in utc_text and "KST" not in utc_text
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+def test_a_group_lists_each_story_once_with_all_its_rules_and_outlets() -> None:
+    from newswatch.model import Outlet
+
+    herald = item(1, rules=("russia-north-korea", "thaad"))
+    herald = dataclasses.replace(
+        herald,
+        also=(
+            Outlet("Korea Times", "t", "https://www.koreatimes.co.kr/1"),
+            Outlet("Yonhap", "y", "https://en.yna.co.kr/1"),
+        ),
+    )
+    other = item(2, title="Another story about Seoul", link="https://www.koreaherald.com/2")
+    message = render_alert(notification(herald, other))
+    assert message.subject == f"2 new stories: {TITLE}"
+    assert message.text.startswith("2 new stories\n")
+    assert message.text.count(TITLE) == 1
+    assert "Rules: russia-north-korea, thaad" in message.text
+    assert (
+        "Also reported by: Korea Times <https://www.koreatimes.co.kr/1>, "
+        "Yonhap <https://en.yna.co.kr/1>" in message.text
+    )
+    assert message.html is not None and 'href="https://en.yna.co.kr/1"' in message.html
+    assert "-- newswatch, rules russia-north-korea, thaad" in message.text
+
+
+def test_a_digest_has_contents_sections_per_rule_and_a_footer_naming_the_config() -> None:
+    digest = many(3)
+    digest = dataclasses.replace(
+        digest,
+        items=(
+            digest.items[0],
+            dataclasses.replace(digest.items[1], rules=("thaad",)),
+            digest.items[2],
+        ),
+    )
+    rc = RenderContext(config_name="config/newswatch.yaml")
+    message = render_message(digest, rc)
+    assert message.subject == "Digest daily 08:00: 3 stories"
+    text = message.text
+    assert "Contents:\n  russia-north-korea: 2\n  thaad: 1" in text
+    assert text.index("== russia-north-korea ==") < text.index("== thaad ==")
+    assert "-- newswatch, rules russia-north-korea, thaad in config/newswatch.yaml" in text
+    assert message.html is not None and 'href="#rule-2"' in message.html
+
+
+def test_a_late_digest_says_so() -> None:
+    digest = many(1)
+    assert digest.period is not None
+    late = dataclasses.replace(digest, period=dataclasses.replace(digest.period, late=True))
+    message = render_alert(late)
+    assert message.subject.endswith("(late)")
+    assert "sent late: newswatch was not running" in message.text
+
+
+def test_a_summary_says_how_many_were_held_and_why() -> None:
+    held = many(2, kind=NotificationKind.SUMMARY, reason="held back: throttled", more=3)
+    message = render_alert(held)
+    assert message.subject == "5 held stories (held back: throttled)"
+    assert message.text.startswith("5 stories were held back (held back: throttled):")
+    assert "… and 3 more" in message.text
+
+
+# --------------------------------------------------------------------------- templates
+
+
+HOSTILE = "<!channel> @everyone <@&1> <script>alert(1)</script> & <b>x</b>\r\nBcc: x@evil"
+
+
+def test_feed_text_is_data_never_template_source() -> None:
+    message = render_alert(alert(title="{{ 7*7 }} {% raw %}{{ config }}"))
+    assert "{{ 7*7 }} {% raw %}{{ config }}" in message.text
+    assert "49" not in message.text
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        ("text", "<!channel> & <b>"),
+        ("html", "&lt;!channel&gt; &amp; &lt;b&gt;"),
+        ("slack", "&lt;!channel&gt; &amp; &lt;b&gt;"),
+        ("markdown", "\\<\\!channel\\> & \\<b\\>"),
+    ],
+)
+def test_each_markup_escapes_its_own_controls(markup: str, expected: str) -> None:
+    assert str(escape_for(markup, "<!channel> & <b>")) == expected
+
+
+def test_markdown_escape_keeps_everyone_from_reading_as_a_mention() -> None:
+    escaped = str(escape_for("markdown", "@everyone and @here"))
+    assert "@everyone" not in escaped and "@here" not in escaped
+
+
+def test_hostile_titles_are_inert_in_html_and_one_line_in_subjects() -> None:
+    message = render_alert(alert(title=HOSTILE))
+    assert "\r" not in message.subject and "\n" not in message.subject
+    assert message.html is not None
+    assert "<script>" not in message.html and "<b>x" not in message.html
+
+
+def test_a_user_template_overrides_the_shipped_one(tmp_path: Path) -> None:
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "subject.j2").write_text("[{{ kind }}] {{ items[0].title|upper }}")
+    rc = RenderContext(templates=Templates(tmp_path))
+    assert render_message(alert(title="<b>x</b>"), rc).subject == "[alert] <B>X</B>"
+    # Only that one: the body is still the shipped template.
+    assert "Rule: russia-north-korea" in render_message(alert(), rc).text
+
+
+def test_a_kind_specific_template_wins_over_the_general_one(tmp_path: Path) -> None:
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "digest.subject.j2").write_text("Morning brief: {{ count }}")
+    rc = RenderContext(templates=Templates(tmp_path))
+    assert render_message(many(2), rc).subject == "Morning brief: 2"
+    assert render_message(alert(), rc).subject.startswith("russia-north-korea: ")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ items[0].titel }}", "has no attribute 'titel'"),  # StrictUndefined
+        ("{{ ''.__class__.__mro__ }}", "unsafe"),  # the sandbox
+        ("{% for x in %}", "subject.j2:1: "),  # syntax
+    ],
+)
+def test_bad_user_templates_fail_with_file_and_line(
+    tmp_path: Path, source: str, message: str
+) -> None:
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "subject.j2").write_text(
+        f"ok\n{source}" if "for" not in source else source
+    )
+    rc = RenderContext(templates=Templates(tmp_path))
+    with pytest.raises(TemplateError) as caught:
+        render_message(alert(), rc)
+    assert message in str(caught.value)
+    assert "subject.j2" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- parts
+
+
+def test_pack_splits_at_item_boundaries_within_the_limit() -> None:
+    assert pack([4, 4, 4], limit=10, overhead=2) == [range(0, 2), range(2, 3)]
+    assert pack([20, 1], limit=10) == [range(0, 1), range(1, 2)]  # too big: alone
+    assert pack([], limit=10) == [range(0, 0)]
+    assert pack([1] * 5, limit=100, max_per_part=2) == [range(0, 2), range(2, 4), range(4, 5)]
+
+
+def test_render_parts_numbers_parts_and_keeps_every_item_once() -> None:
+    digest = many(40)
+    parts = render_parts(digest, "text", RenderContext(), limit=1500)
+    assert len(parts) > 1
+    assert all(len(p) <= 1500 for p in parts)
+    assert parts[0].splitlines()[1] == f"(part 1 of {len(parts)})"
+    joined = "\n".join(parts)
+    for i in range(1, 41):
+        assert joined.count(f"Story {i}: ") == 1
+
+
+def test_an_item_too_big_for_a_part_is_shown_short() -> None:
+    huge = alert(summary="word " * 10_000, title="T" * 5000)
+    [part] = render_parts(huge, "text", RenderContext(), limit=400)
+    assert len(part) <= 400
+    assert "https://www.koreaherald.com/view.php?ud=20240619000123" in part

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import httpx
@@ -18,6 +19,7 @@ from newswatch.config import (
     Config,
     ConfigError,
     LoadedConfig,
+    Problem,
     load_config,
     parse_duration,
 )
@@ -120,32 +122,109 @@ def run(config_path: str, log_level: str) -> None:
 
 @main.command()
 @config_option
-def check(config_path: str) -> None:
-    """Validate the configuration and print what it holds (exit 0 or 1)."""
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (editors, CI).")
+def check(config_path: str, strict: bool, as_json: bool) -> None:
+    """Validate the configuration, print what it holds and what looks wrong.
+
+    Errors (the daemon would refuse the file) exit 1. Warnings (it loads, but
+    something will not alert as you expect) are printed and exit 0, or 1
+    with --strict. --json prints {"ok", "errors", "warnings", "summary"}.
+    """
+    try:
+        loaded = load_config(config_path)
+    except ConfigError as exc:
+        if as_json:
+            _print_json(False, exc.details, [], {"config": config_path})
+        else:
+            click.echo(f"newswatch: configuration has {len(exc.problems)} problem(s):", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+        raise SystemExit(1) from None
+    warnings = loaded.warnings() + _missing_feed_files(loaded)
+    failed = strict and bool(warnings)
+    summary = _check_summary(loaded)
+    if as_json:
+        _print_json(not failed, [], warnings, summary)
+        raise SystemExit(1 if failed else 0)
+    _print_summary(loaded, summary, len(warnings), failed)
+    for warning in warnings:
+        click.echo(f"  {warning}", err=True)
+    if warnings:
+        tail = " (--strict: exit 1)" if failed else "; --strict makes them fail the check"
+        click.echo(f"{len(warnings)} warning(s){tail}", err=True)
+    raise SystemExit(1 if failed else 0)
+
+
+def _missing_feed_files(loaded: LoadedConfig) -> list[Problem]:
+    """Local feeds whose file is not there (yet): a warning, since it may appear."""
+    return [
+        loaded.locations.problem(
+            ("feeds", i, "path"),
+            f"feed {feed.display_name!r}: {feed.path} does not exist (yet); polls will fail",
+            "warning",
+        )
+        for i, feed in enumerate(loaded.config.feeds)
+        if feed.path is not None and not Path(feed.path).is_file()
+    ]
+
+
+def _check_summary(loaded: LoadedConfig) -> dict[str, Any]:
+    """What the configuration holds, secrets masked (channels describe themselves)."""
     from newswatch.daemon import safe_url, state_url
 
-    loaded = _load(config_path)
     config = loaded.config
     stats = loaded.index.stats()
-    click.echo(f"{loaded.path}: OK")
-    click.echo(f"  timezone  {config.timezone}")
-    click.echo(f"  state     {safe_url(state_url(config))}")
+    return {
+        "config": str(loaded.path),
+        "files": [str(f) for f in loaded.files],
+        "timezone": config.timezone,
+        "state": safe_url(state_url(config)),
+        "feeds": len(config.feeds),
+        "rules": len(config.rules),
+        "rules_enabled": stats.rules,
+        "rules_always_evaluated": stats.always_candidates,
+        "channels": asyncio.run(_describe_channels(config)),
+    }
+
+
+def _print_summary(
+    loaded: LoadedConfig, summary: dict[str, Any], warnings: int, failed: bool
+) -> None:
+    config = loaded.config
+    if failed:
+        click.echo(f"{loaded.path}: {warnings} warning(s), failing with --strict")
+    else:
+        click.echo(f"{loaded.path}: OK" + (f", {warnings} warning(s)" if warnings else ""))
+    click.echo(f"  timezone  {summary['timezone']}")
+    click.echo(f"  state     {summary['state']}")
     click.echo(f"  feeds     {len(config.feeds)}")
     for feed in config.feeds:
         every = feed.every or config.poll.every
         extra = f" tags={','.join(feed.tags)}" if feed.tags else ""
         extra += f" backfill={feed.backfill}" if feed.backfill else ""
         click.echo(f"    - {feed.display_name} ({feed.url or feed.path}) every {every}{extra}")
-        if feed.path is not None and not Path(feed.path).is_file():
-            click.echo(f"      warning: {feed.path} does not exist (yet); polls will fail")
-    click.echo(f"  rules     {len(config.rules)} ({stats.always_candidates} always evaluated)")
+    always = summary["rules_always_evaluated"]
+    click.echo(f"  rules     {len(config.rules)} ({always} always evaluated)")
     for rule in config.rules:
         targets = ", ".join(t.channel for t in rule.notify) or "(no channels: matched, not sent)"
         state = "" if rule.enabled else " [disabled]"
         click.echo(f"    - {rule.name}{state} -> {targets}")
     click.echo(f"  channels  {len(config.channels)}")
-    for name, description in asyncio.run(_describe_channels(config)).items():
+    for name, description in summary["channels"].items():
         click.echo(f"    - {name}: {description}")
+
+
+def _print_json(
+    ok: bool, errors: Sequence[Problem], warnings: Sequence[Problem], summary: dict[str, Any]
+) -> None:
+    document = {
+        "ok": ok,
+        "errors": [p.to_json() for p in errors],
+        "warnings": [p.to_json() for p in warnings],
+        "summary": summary,
+    }
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
 @main.command()
@@ -214,55 +293,6 @@ def feeds(config_path: str) -> None:
             )
         )
     _table(rows)
-
-
-@main.group(invoke_without_command=True)
-@config_option
-@click.option(
-    "--status",
-    type=click.Choice(["pending", "sending", "sent", "dead"]),
-    help="Only rows in this state.",
-)
-@click.option("--limit", default=50, show_default=True)
-@click.pass_context
-def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int) -> None:
-    """List alerts in the outbox (pending, sent, dead letters)."""
-    ctx.obj = config_path
-    if ctx.invoked_subcommand is not None:
-        return
-    from newswatch.store.base import OutboxStatus
-
-    loaded = _load(config_path)
-    with _open_state(loaded.config) as store:
-        rows = store.outbox(OutboxStatus(status) if status else None, limit)
-    table = [("ID", "STATUS", "RULE", "CHANNEL", "ATTEMPTS", "TITLE", "LAST ERROR")]
-    for r in rows:
-        table.append(
-            (
-                str(r.id),
-                r.status.value,
-                r.rule,
-                r.channel,
-                str(r.attempts),
-                r.title[:50],
-                (r.last_error or "")[:60],
-            )
-        )
-    _table(table)
-
-
-@outbox.command("retry")
-@click.argument("ids", nargs=-1, type=int)
-@click.option("--all", "all_", is_flag=True, help="Retry every dead letter.")
-@click.pass_obj
-def outbox_retry(config_path: str, ids: Sequence[int], all_: bool) -> None:
-    """Send dead letters again (by ID, or --all)."""
-    if not ids and not all_:
-        raise click.UsageError("give outbox IDs or --all")
-    loaded = _load(config_path)
-    with _open_state(loaded.config) as store:
-        n = store.retry_dead(None if all_ else list(ids), datetime.now(UTC))
-    click.echo(f"{n} dead letter(s) queued again")
 
 
 @main.command("test")
@@ -351,3 +381,7 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+# The delivery commands (outbox, channels, digest) register on `main`.
+from newswatch import cli_delivery  # noqa: E402, F401

@@ -28,7 +28,10 @@ from newswatch.config import Config, ConfigError, LoadedConfig, load_config
 from newswatch.feeds.fetch import Fetcher
 from newswatch.notify.channels import Channel, build_channels
 from newswatch.notify.deliver import Deliverer
-from newswatch.poll import Poller, Rules, summarize
+from newswatch.notify.digests import run_digests
+from newswatch.notify.render import RenderContext
+from newswatch.notify.templates import Templates
+from newswatch.poll import Poller, Rules, feed_specs, summarize
 from newswatch.store.sql import PRUNE_BATCH, SqlStore, open_store
 
 log = logging.getLogger("newswatch.daemon")
@@ -38,6 +41,8 @@ log = logging.getLogger("newswatch.daemon")
 POLL_TICK = timedelta(seconds=5)
 DELIVER_TICK = timedelta(seconds=2)
 RELOAD_TICK = timedelta(seconds=3)
+# Digests: fire times are on the minute; a 20 s tick sends them within it.
+DIGEST_TICK = timedelta(seconds=20)
 # Retention: forget old articles this often (and once at start-up).
 MAINTENANCE_TICK = timedelta(hours=1)
 # On SIGTERM, in-flight work gets this long to finish before it is cancelled
@@ -52,6 +57,17 @@ def utcnow() -> datetime:
 def state_url(config: Config) -> str:
     """NEWSWATCH_STATE overrides the configured state URL (containers, tests)."""
     return os.environ.get("NEWSWATCH_STATE") or config.state
+
+
+def render_context(loaded: LoadedConfig) -> RenderContext:
+    """Templates (the user's folder over the shipped ones) and the wall clock."""
+    config = loaded.config
+    user_dir = None
+    if config.templates:
+        user_dir = (loaded.path.resolve().parent / config.templates).resolve()
+    return RenderContext(
+        tz=config.zone, templates=Templates(user_dir), config_name=str(loaded.path)
+    )
 
 
 @dataclass
@@ -89,7 +105,7 @@ class App:
         async with contextlib.AsyncExitStack() as stack:
             store = await asyncio.to_thread(open_store, state_url(config))
             stack.push_async_callback(asyncio.to_thread, store.close)
-            await asyncio.to_thread(store.ensure_feeds, [f.key for f in config.feeds], clock())
+            await asyncio.to_thread(store.sync_feeds, feed_specs(config), clock())
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0))
             poll = config.poll
             fetcher = await stack.enter_async_context(
@@ -102,7 +118,9 @@ class App:
                     clock=clock,
                 )
             )
-            channels = build_channels(config.channels, http=http, out=out, tz=config.zone)
+            channels = build_channels(
+                config.channels, http=http, out=out, tz=config.zone, render=render_context(loaded)
+            )
             app = cls(
                 loaded=loaded,
                 store=store,
@@ -112,7 +130,14 @@ class App:
                 poller=Poller(
                     config=config, rules=rules, store=store, fetcher=fetcher, clock=clock, rng=rng
                 ),
-                deliverer=Deliverer(store, channels, clock=clock, rng=rng),
+                deliverer=Deliverer(
+                    store,
+                    channels,
+                    targets=rules.targets,
+                    clock=clock,
+                    rng=rng,
+                    max_items=config.digest_defaults.max_items,
+                ),
                 clock=clock,
                 rng=rng,
                 out=out,
@@ -138,14 +163,23 @@ class App:
         if changed:
             log.warning("poll.%s changed; it takes effect after a restart", ", poll.".join(changed))
         rules = Rules.from_config(config, loaded.index)
-        if config.channels != self.config.channels:
+        # Channels render with the templates and time zone: rebuild them when
+        # any of those changed (a `timezone:` edit must reach every message).
+        rendering = (config.channels, config.timezone, config.templates)
+        if rendering != (self.config.channels, self.config.timezone, self.config.templates):
             old = self.channels
             self.channels = build_channels(
-                config.channels, http=self.http, out=self.out, tz=config.zone
+                config.channels,
+                http=self.http,
+                out=self.out,
+                tz=config.zone,
+                render=render_context(loaded),
             )
             self.deliverer.channels = self.channels
             for channel in old.values():
                 await channel.aclose()
+        self.deliverer.targets = rules.targets
+        self.deliverer.max_items = config.digest_defaults.max_items
         await asyncio.to_thread(self.poller.reconfigure, config, rules)
         await asyncio.to_thread(self.poller.backfill_rules)
         self.loaded = loaded
@@ -172,6 +206,7 @@ class Daemon:
         self._periods = {
             "poll": poll_tick,
             "deliver": deliver_tick,
+            "digest": DIGEST_TICK,
             "reload": reload_tick,
             "maintenance": MAINTENANCE_TICK,
         }
@@ -210,6 +245,7 @@ class Daemon:
         for name, job in (
             ("poll", self._tick_poll),
             ("deliver", self._tick_deliver),
+            ("digest", self._tick_digest),
             ("reload", self._tick_reload),
             ("maintenance", self._tick_maintenance),
         ):
@@ -265,6 +301,9 @@ class Daemon:
     async def _tick_reload(self) -> None:
         self._start("reload", self._reload_if_changed)
 
+    async def _tick_digest(self) -> None:
+        self._start("digest", self._digest_once)
+
     async def _tick_maintenance(self) -> None:
         self._start("maintenance", self._prune_once)
 
@@ -289,6 +328,27 @@ class Daemon:
             await self.app.deliverer.deliver_due()
         except Exception:
             log.exception("deliver tick failed")
+
+    async def _digest_once(self) -> None:
+        app = self.app
+        config = app.config
+        try:
+            now = app.clock()
+            mutes = await asyncio.to_thread(app.store.mutes, now)
+            done = await asyncio.to_thread(
+                run_digests,
+                app.store,
+                app.poller.rules.targets,
+                mutes,
+                now,
+                max_items=config.digest_defaults.max_items,
+                send_empty=config.digest_defaults.send_empty,
+            )
+        except Exception:
+            log.exception("digest tick failed")
+            return
+        if any(outcome.notifications for _, outcome in done):
+            self._start("deliver", self._deliver_once)
 
     async def _prune_once(self) -> None:
         retention = self.app.config.retention

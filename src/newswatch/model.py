@@ -1,8 +1,9 @@
 """Frozen values that cross the pipeline's seams.
 
 fetch -> FetchResult -> parse -> ParsedFeed/ParsedEntry -> normalize -> Article
-      -> match -> Match -> route -> outbox row -> Alert -> render -> Message
-      -> deliver -> DeliveryResult
+      -> match -> Match -> route -> outbox rows (one per rule x target x story)
+      -> plan -> Notification (1..N Items) -> render -> parts -> channel
+      -> DeliveryResult
 
 Every datetime here is timezone-aware UTC. Values are immutable so that a pure
 step can never change what an earlier step decided.
@@ -151,29 +152,113 @@ class DeliveryMode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A decision that one match goes to one channel."""
+    """A decision that one match goes to one target: a channel's immediate
+    stream or one of its digest schedules (``target_id``, see notify.targets)."""
 
     rule: str
     channel: str
     mode: DeliveryMode = DeliveryMode.IMMEDIATE
+    target_id: str = ""
+    # Digest rows wait for their schedule; immediate rows may wait a
+    # group_wait. Shown by `newswatch outbox`; the planner decides.
+    not_before: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.target_id:
+            object.__setattr__(self, "target_id", f"{self.channel}:{self.mode.value}")
+
+
+class NotificationKind(enum.StrEnum):
+    """What a notification is, which decides how it is rendered."""
+
+    ALERT = "alert"  # one story, sent as it came
+    GROUP = "group"  # stories that arrived within one group_wait window
+    DIGEST = "digest"  # a scheduled digest period
+    SUMMARY = "summary"  # items held back (throttle, quiet hours, a mute), released together
+    TEST = "test"  # `newswatch channels test`
 
 
 @dataclass(frozen=True, slots=True)
-class Alert:
-    """What a channel is asked to deliver: one match, for one channel."""
+class Outlet:
+    """Another outlet's copy of an item's story ("also reported by")."""
 
-    outbox_id: int
-    rule: str
-    channel: str
+    source: str
+    title: str
+    link: str
+    published: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One story in a notification: the copy that matched first, every rule
+    that matched the story for this channel, and the other outlets carrying it.
+
+    ``outbox_ids`` are the outbox rows (one per rule) this item stands for.
+    """
+
+    story_id: int
     article: Article
+    rules: tuple[str, ...]
     explanation: Explanation
     matched_at: datetime
+    also: tuple[Outlet, ...] = ()
+    outbox_ids: tuple[int, ...] = ()
+
+    @property
+    def rule(self) -> str:
+        return self.rules[0] if self.rules else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The time a digest covers, [start, end), and its schedule's canonical
+    text. ``late`` when it goes out well after ``end`` (the daemon was down)."""
+
+    start: datetime
+    end: datetime
+    schedule: str
+    late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What a channel is asked to deliver: 1..N items of one kind, for one channel.
+
+    ``key`` is the idempotency key: the same on every retry of this
+    notification, distinct between notifications. A platform that splits a
+    long notification into parts sends part k with ``part_key(k)``;
+    ``parts_sent`` parts were accepted by an earlier attempt and are skipped.
+    """
+
+    id: int
+    key: str
+    channel: str
+    kind: NotificationKind
+    items: tuple[Item, ...]
+    created_at: datetime
     attempt: int = 1
+    period: Period | None = None
+    # Why the items were held back (summaries): "throttle 10/1h", "quiet hours".
+    reason: str | None = None
+    # Items that exist but are not listed (a summary over its cap).
+    more: int = 0
+    parts_sent: int = 0
+
+    def part_key(self, part: int) -> str:
+        return self.key if part == 0 else f"{self.key}.{part}"
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for item in self.items:
+            for rule in item.rules:
+                seen.setdefault(rule, None)
+        return tuple(seen)
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A rendered message: plain text always, HTML where the channel uses it."""
+    """A rendered email or console message: plain text always, HTML where used."""
 
     subject: str
     text: str
@@ -182,26 +267,34 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
-    """What a channel reports after one attempt.
+    """What a channel reports after one attempt at a notification.
 
     ``permanent`` failures are not retried (dead letter): a 4xx other than
     408/429, a rejected recipient. ``retry_after`` (seconds) is a hint from the
-    service (HTTP 429 Retry-After) that overrides the backoff.
+    service (HTTP 429 Retry-After, Telegram ``parameters.retry_after``,
+    Discord's ``retry_after``) that overrides the backoff. ``parts_sent``: how
+    many parts of a split notification the service accepted (a retry resumes
+    after them). ``answer`` is the service's own reply, for
+    `newswatch channels test` (secrets scrubbed).
     """
 
     ok: bool
     error: str | None = None
     permanent: bool = False
     retry_after: float | None = None
+    parts_sent: int = 0
+    answer: str | None = None
 
     @classmethod
-    def success(cls) -> DeliveryResult:
-        return cls(ok=True)
+    def success(cls, *, parts_sent: int = 1, answer: str | None = None) -> DeliveryResult:
+        return cls(ok=True, parts_sent=parts_sent, answer=answer)
 
     @classmethod
-    def retry(cls, error: str, retry_after: float | None = None) -> DeliveryResult:
-        return cls(ok=False, error=error, retry_after=retry_after)
+    def retry(
+        cls, error: str, retry_after: float | None = None, *, answer: str | None = None
+    ) -> DeliveryResult:
+        return cls(ok=False, error=error, retry_after=retry_after, answer=answer)
 
     @classmethod
-    def failed(cls, error: str) -> DeliveryResult:
-        return cls(ok=False, error=error, permanent=True)
+    def failed(cls, error: str, *, answer: str | None = None) -> DeliveryResult:
+        return cls(ok=False, error=error, permanent=True, answer=answer)

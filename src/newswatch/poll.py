@@ -12,20 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from newswatch.config import Config, FeedConfig
-from newswatch.feeds.fetch import Fetcher
+from newswatch.feeds.fetch import Fetcher, host_key
 from newswatch.feeds.normalize import normalize_feed
 from newswatch.feeds.parse import FeedParseError, parse_feed
+from newswatch.identity import identity_keys
 from newswatch.model import Article, FetchResult, Match, ParsedFeed, Route
-from newswatch.notify.route import routes_for, targets_from_rules
+from newswatch.notify.targets import Targets
 from newswatch.rules import RuleIndex
 from newswatch.schedule import alertable, next_poll_at
-from newswatch.store.base import FeedState, IngestItem, Store
+from newswatch.store.base import KEEP, FeedSpec, FeedState, FeedUpdate, IngestItem, Store
 
 log = logging.getLogger("newswatch.poll")
 
@@ -40,14 +41,14 @@ class Rules:
     whole on reload, so a poll in progress sees one consistent version."""
 
     index: RuleIndex
-    targets: Mapping[str, tuple[str, ...]]  # rule name -> channel names
+    targets: Targets
 
     @classmethod
     def from_config(cls, config: Config, index: RuleIndex) -> Rules:
-        return cls(index=index, targets=targets_from_rules(config.rules))
+        return cls(index=index, targets=Targets.from_config(config))
 
-    def routes(self, match: Match) -> tuple[Route, ...]:
-        return routes_for(match, self.targets)
+    def routes(self, match: Match, now: datetime) -> tuple[Route, ...]:
+        return self.targets.routes(match, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ class Poller:
     def reconfigure(self, config: Config, rules: Rules) -> None:
         self.config = config
         self.rules = rules
-        self.store.ensure_feeds([f.key for f in config.feeds], self.clock())
+        self.store.sync_feeds(feed_specs(config), self.clock())
 
     @property
     def feeds_by_key(self) -> dict[str, FeedConfig]:
@@ -99,9 +100,7 @@ class Poller:
         lease_until = now + self.config.poll.timeout + LEASE_MARGIN
         # Claim a few batches' worth; the fetcher's semaphores pace the rest.
         limit = self.config.poll.concurrency * 4
-        states = await asyncio.to_thread(
-            self.store.claim_due_feeds, list(feeds), now, lease_until, limit
-        )
+        states = await asyncio.to_thread(self.store.claim_due_feeds, now, lease_until, limit)
         tasks = [self._poll_claimed(feeds[s.feed_key], s) for s in states if s.feed_key in feeds]
         try:
             return list(await asyncio.gather(*tasks))
@@ -115,7 +114,7 @@ class Poller:
     async def poll_all(self) -> list[FeedOutcome]:
         """Poll every configured feed once, due or not (`newswatch poll --once`)."""
         now = self.clock()
-        await asyncio.to_thread(self.store.ensure_feeds, list(self.feeds_by_key), now)
+        await asyncio.to_thread(self.store.sync_feeds, feed_specs(self.config), now)
         states = {s.feed_key: s for s in await asyncio.to_thread(self.store.feed_states)}
         tasks = [self._poll_claimed(f, states.get(f.key)) for f in self.config.feeds]
         return list(await asyncio.gather(*tasks))
@@ -142,7 +141,7 @@ class Poller:
                 verdict = rules.index.explain(name, article)
                 if verdict.matched:
                     match = Match(rule=name, article=article, explanation=verdict.explanation)
-                    items.append(IngestItem(article, (match,), rules.routes(match)))
+                    items.append(IngestItem(article, (match,), rules.routes(match, now)))
             result = self.store.record_backfill(name, items, now)
             log.info(
                 "rule %s: backfill over stored articles (%s): %d matches, %d alerts queued",
@@ -166,7 +165,7 @@ class Poller:
             return await self._fail(feed, f"internal error: {type(exc).__name__}: {exc}", state)
 
     async def _poll(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:
-        source = feed.url or feed.key
+        source = feed.source
         fetch = await self.fetcher.fetch(
             feed.key,
             source,
@@ -178,7 +177,17 @@ class Poller:
         now = self.clock()
         if fetch.not_modified or fetch.body is None:
             nxt = self._next(feed, now, errors=0)
-            await asyncio.to_thread(self.store.record_not_modified, fetch, now, nxt)
+            # Validators are kept unless the server sent new ones with the 304.
+            update = FeedUpdate(
+                feed.key,
+                now,
+                nxt,
+                ok=True,
+                last_status=fetch.status,
+                etag=fetch.etag if fetch.etag is not None else KEEP,
+                last_modified=fetch.last_modified if fetch.last_modified is not None else KEEP,
+            )
+            await asyncio.to_thread(self.store.record_polls, [update])
             log.debug("feed %s: not modified", feed.display_name)
             return FeedOutcome(feed.key, feed.display_name, "not_modified")
         rules = self.rules
@@ -193,7 +202,7 @@ class Poller:
     ) -> FeedOutcome:
         """Parse, decide and store; runs in a worker thread."""
         parsed, articles = _read(feed, fetch)
-        known = self.store.known_entry_keys(feed.key, [a.entry_key for a in articles])
+        known = self.store.known_entries(feed.key, [a.entry_key for a in articles])
         new = [a for a in articles if a.entry_key not in known]
         now = self.clock()
         may_alert = alertable(new, first_poll=first_poll, backfill=feed.backfill, now=now)
@@ -201,19 +210,30 @@ class Poller:
         matched: list[Match] = []
         for article, alert_ok in zip(new, may_alert, strict=True):
             matches = tuple(rules.index.match(article)) if alert_ok else ()
-            routes = tuple(r for m in matches for r in rules.routes(m))
+            routes = tuple(r for m in matches for r in rules.routes(m, now))
             matched.extend(matches)
-            items.append(IngestItem(article=article, matches=matches, routes=routes))
+            items.append(
+                IngestItem(
+                    article=article,
+                    matches=matches,
+                    routes=routes,
+                    identity_keys=identity_keys(article),
+                    evaluated=alert_ok,
+                )
+            )
         if parsed.warning:
             log.warning("feed %s: %s", feed.display_name, parsed.warning)
-        result = self.store.ingest(
-            fetch,
-            items,
+        update = FeedUpdate(
+            feed.key,
             now,
             self._next(feed, now, errors=0),
-            warning=parsed.warning,
-            seen_again=sorted(known),
+            ok=True,
+            error=parsed.warning,
+            etag=fetch.etag,
+            last_modified=fetch.last_modified,
+            last_status=fetch.status,
         )
+        result = self.store.ingest(update, items, seen_again=sorted(known))
         if first_poll and new and not any(may_alert):
             log.info(
                 "feed %s: first poll, recorded %d entries without alerting (set backfill to alert)",
@@ -250,7 +270,8 @@ class Poller:
             errors,
             nxt.strftime("%H:%M:%S UTC"),
         )
-        await asyncio.to_thread(self.store.record_failure, feed.key, error, now, nxt)
+        update = FeedUpdate(feed.key, now, nxt, ok=False, error=error, status="failing")
+        await asyncio.to_thread(self.store.record_polls, [update])
         return FeedOutcome(feed.key, feed.display_name, "failed", error=error)
 
     def _next(self, feed: FeedConfig, now: datetime, *, errors: int) -> datetime:
@@ -265,7 +286,7 @@ class Poller:
         )
 
     async def _dry_run_feed(self, feed: FeedConfig) -> FeedOutcome:
-        fetch = await self.fetcher.fetch(feed.key, feed.url or feed.key)
+        fetch = await self.fetcher.fetch(feed.key, feed.source)
         if fetch.error is not None:
             return FeedOutcome(feed.key, feed.display_name, "failed", error=fetch.error)
         try:
@@ -290,6 +311,14 @@ def _read(feed: FeedConfig, fetch: FetchResult) -> tuple[ParsedFeed, list[Articl
         parsed, feed_key=feed.key, source=feed.display_name, tags=feed.tags, base_url=fetch.url
     )
     return parsed, articles
+
+
+def feed_specs(config: Config) -> list[FeedSpec]:
+    """The configuration's feeds as the store knows them (no URLs)."""
+    return [
+        FeedSpec(key=f.key, label=f.display_name, host=host_key(f.url) if f.url else "")
+        for f in config.feeds
+    ]
 
 
 def summarize(outcomes: Sequence[FeedOutcome]) -> str:

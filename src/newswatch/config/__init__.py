@@ -1,15 +1,18 @@
 """Configuration: YAML -> validated, frozen models (``load_config``).
 
 ``models`` holds the values and pydantic models; ``load`` reads YAML with
-line numbers, interpolates ``${VAR}`` secrets, gathers rule files and OPML
-feeds, and reports every problem with file, line and field.
+line numbers (``yamlsafe``: bounded size, depth and aliases), interpolates
+``${VAR}`` secrets and gathers rule files and OPML feeds (``sources``), and
+reports every problem with file, line and field (``problems``, in words a
+YAML editor understands: ``messages``). ``lint`` finds what loads but
+silently breaks alerting.
 """
 
+from newswatch.config.cache import ConfigCache
+from newswatch.config.lint import lint
 from newswatch.config.load import (
-    ConfigError,
     LoadedConfig,
     load_config,
-    read_opml,
     rule_specs,
 )
 from newswatch.config.models import (
@@ -29,23 +32,29 @@ from newswatch.config.models import (
     parse_duration,
     parse_size,
 )
+from newswatch.config.problems import ConfigError, Locations, Problem
+from newswatch.config.sources import read_opml
 
 __all__ = [
     "Backfill",
     "ChannelConfig",
     "Config",
+    "ConfigCache",
     "ConfigError",
     "ConsoleChannelConfig",
     "Duration",
     "EmailChannelConfig",
     "FeedConfig",
     "LoadedConfig",
+    "Locations",
     "NotifyTarget",
     "PollSettings",
+    "Problem",
     "RuleConfig",
     "Size",
     "SmtpSettings",
     "WebhookChannelConfig",
+    "lint",
     "load_config",
     "parse_duration",
     "parse_size",

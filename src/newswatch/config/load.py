@@ -1,363 +1,287 @@
-"""Loading: YAML -> validated ``Config``, every error with file, line and field.
+"""Loading: YAML files -> validated ``Config``, every problem with file, line and field.
 
-The YAML is read with a safe loader that remembers the line of every mapping
-key and sequence item; ``${VAR}`` secrets are interpolated; rules may come
-from folders, files or inline; feeds may come from OPML files. Every problem
-becomes one line of a ``ConfigError``: ``file:line: field.path: message``.
+Each step is linear in the size of the configuration:
+
+1. parse the main file and every rule file with ``yamlsafe`` (bounded size,
+   depth and aliases; a ``Loc`` tree beside the values), reusing a
+   ``ConfigCache`` entry when a file's (mtime, size, inode) has not changed;
+2. gather rules (inline, files, folders) and feeds (inline, OPML) into one
+   document, grafting each rule's and feed's ``Loc`` subtree in O(1);
+3. interpolate ``${VAR}`` secrets (``sources``);
+4. validate with pydantic, its errors said in YAML terms (``messages``);
+5. cross-check names, references, the time zone and the poll floor, and
+   compile every rule into the index.
+
+Every problem becomes a ``Problem`` of one ``ConfigError``.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import ValidationError
 
+from newswatch.config.cache import ConfigCache
+from newswatch.config.lint import feed_label, is_local_feed, lint
+from newswatch.config.messages import translate
 from newswatch.config.models import Config
+from newswatch.config.problems import ConfigError, DocPath, Loc, Locations, Problem, dotted
+from newswatch.config.sources import interpolate, read_opml, rule_sources
+from newswatch.keys import feed_key_for
 from newswatch.rules import RuleIndex, RuleSpec, compile_checked
 
-# Where each value came from: path in the merged document -> (file, 1-based line).
-Location = tuple[str, int]
-_Path = tuple[str | int, ...]
+# Politeness: a publisher sees a client polling faster than once a minute as
+# abuse (and may ban it). Feeds on this machine (tests, local bridges) may.
+MIN_REMOTE_INTERVAL: Final = timedelta(minutes=1)
+
+_RULE_FILE_KEYS: Final = ("aliases", "rules")
 
 
-class ConfigError(Exception):
-    """One or more problems in the configuration, each naming file, line and field."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-class _Doc:
-    """YAML data plus the source location of every node in it."""
-
-    def __init__(self) -> None:
-        self.locations: dict[_Path, Location] = {}
-
-    def load(self, path: Path, prefix: _Path = ()) -> Any:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-        try:
-            node = yaml.compose(text, Loader=_LineLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            reason = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError([f"{where}: invalid YAML: {reason}"]) from exc
-        if node is None:
-            return None
-        return self._build(node, str(path), prefix)
-
-    def _build(self, node: yaml.Node, file: str, at: _Path) -> Any:
-        self.locations[at] = (file, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = _LineLoader(" ").construct_object(key_node)
-                if key == "<<":  # merge keys: keep it simple, inline the mapping
-                    merged = self._build(value_node, file, at)
-                    if isinstance(merged, dict):
-                        for k, v in merged.items():
-                            out.setdefault(k, v)
-                    continue
-                self.locations[(*at, key)] = (file, key_node.start_mark.line + 1)
-                out[key] = self._build(value_node, file, (*at, key))
-                self.locations[(*at, key)] = (file, key_node.start_mark.line + 1)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self._build(item, file, (*at, i)) for i, item in enumerate(node.value)]
-        return _LineLoader(" ").construct_object(node)
-
-    def where(self, path: _Path) -> Location | None:
-        for n in range(len(path), -1, -1):
-            loc = self.locations.get(path[:n])
-            if loc is not None:
-                return loc
-        return None
-
-    def problem(self, path: _Path, message: str) -> str:
-        loc = self.where(path)
-        field = _dotted(path)
-        prefix = f"{loc[0]}:{loc[1]}: " if loc else ""
-        return f"{prefix}{field}: {message}" if field else f"{prefix}{message}"
-
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader; a separate class so our tweaks never leak into yaml's."""
-
-
-def _dotted(path: _Path) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-_ENV_RE = re.compile(r"\$\{([^}]*)\}")
-
-
-def _interpolate(
-    value: Any, path: _Path, env: Mapping[str, str], doc: _Doc, problems: list[str]
-) -> Any:
-    """Replace ${VAR}, ${VAR:-default} and ${file:/path} in strings.
-
-    Errors name the variable, never a value.
-    """
-    if isinstance(value, dict):
-        return {k: _interpolate(v, (*path, k), env, doc, problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, (*path, i), env, doc, problems) for i, v in enumerate(value)]
-    if not isinstance(value, str) or "${" not in value:
-        return value
-
-    def replace(m: re.Match[str]) -> str:
-        expr = m.group(1)
-        if expr.startswith("file:"):
-            file = expr[5:]
-            try:
-                return Path(file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                problems.append(
-                    doc.problem(path, f"cannot read secret file {file}: {exc.strerror}")
-                )
-                return ""
-        name, sep, default = expr.partition(":-")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            problems.append(doc.problem(path, f"${{{expr}}} is not a valid variable reference"))
-            return ""
-        if name in env and env[name] != "":
-            return env[name]
-        if sep:
-            return default
-        problems.append(doc.problem(path, f"environment variable {name} is not set"))
-        return ""
-
-    return _ENV_RE.sub(replace, value)
-
-
-def _rule_sources(raw: Any, base: Path) -> tuple[list[Path | int], list[Path]]:
-    """`rules:` may be a folder, a file, or a list mixing files and inline rules.
-
-    Returns the sources in order (a file path, or the index of an inline rule
-    in the `rules:` list) and the folders read (watched for new files).
-    """
-    items = raw if isinstance(raw, list) else [raw]
-    out: list[Path | int] = []
-    folders: list[Path] = []
-    for i, item in enumerate(items):
-        if isinstance(item, str):
-            p = (base / item).resolve()
-            if p.is_dir():
-                folders.append(p)
-                out.extend(sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml")))
-            else:
-                out.append(p)
-        else:
-            out.append(i)
-    return out, folders
-
-
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Read, interpolate, validate; raise ConfigError listing every problem.
+def load_config(
+    path: str | Path, env: Mapping[str, str] | None = None, *, cache: ConfigCache | None = None
+) -> LoadedConfig:
+    """Read, interpolate, validate, compile; raise ConfigError listing every problem.
 
     Relative paths in the file (feeds' `path`, `rules`) are resolved against
-    the folder of the configuration file, so the daemon can run from anywhere.
+    the folder of the configuration file, so the daemon can run from
+    anywhere. Pass the previous load's ``cache`` (``loaded.cache``) to skip
+    re-parsing files that did not change.
     """
     path = Path(path)
     env = os.environ if env is None else env
-    doc = _Doc()
-    raw = doc.load(path)
-    if raw is None:
-        raw = {}
+    cache = ConfigCache() if cache is None else cache
+    cache.start()
+    try:
+        return _load(path, env, cache)
+    finally:
+        cache.finish()
+
+
+def _load(path: Path, env: Mapping[str, str], cache: ConfigCache) -> LoadedConfig:
+    main = cache.parse(path)
+    raw = {} if main.data is None else main.data
     if not isinstance(raw, dict):
-        raise ConfigError([f"{path}:1: the configuration must be a mapping of settings"])
+        raise ConfigError(
+            [Problem(str(path), 1, "", "the configuration must be a mapping of settings")]
+        )
+    root = main.loc if main.loc is not None else Loc(str(path), 1, {})
+    # Never change what the cache holds: new top-level dicts, shared insides.
+    top: dict[Any, Loc] = dict(root.children) if isinstance(root.children, dict) else {}
+    locations = Locations(Loc(root.file, root.line, top))
     base = path.resolve().parent
-    problems: list[str] = []
+    problems: list[Problem] = []
 
-    rules, aliases, watched = _merge_rules(raw, base, doc, problems)
-    feeds = _expand_feeds(raw.get("feeds") or [], base, doc, problems)
+    rules = _Rules(raw, top, base, cache, problems)
+    feeds, feed_locs = _expand_feeds(raw.get("feeds") or [], top.get("feeds"), base, problems)
+    if feed_locs is not None:
+        top["feeds"] = feed_locs
+    data = {**raw, "feeds": feeds, "rules": rules.rules}
+    top["rules"] = Loc(str(path), rules.line, rules.locs)
+    if rules.aliases is not None:
+        data["aliases"] = rules.aliases
+        top["aliases"] = Loc(str(path), rules.alias_line, rules.alias_locs)
 
-    data = {**raw, "rules": rules, "aliases": aliases, "feeds": feeds}
-    data = _interpolate(data, (), env, doc, problems)
+    hidden: set[DocPath] = set()
+    data = interpolate(data, env, locations, problems, hidden)
     if problems:
         raise ConfigError(problems)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([_pydantic_problem(doc, err) for err in exc.errors()]) from None
-    problems.extend(_cross_check(config, doc))
-    index, rule_problems = _compile_rules(config, doc)
+        found = [locations.problem(*translate(err, hidden.__contains__)) for err in exc.errors()]
+        found.sort(key=lambda p: (p.file, p.line))
+        raise ConfigError(found) from None
+    problems.extend(cross_check(config, locations))
+    problems.extend(_check_templates(config, base, locations))
+    index, rule_problems = _compile_rules(config, locations)
     problems.extend(rule_problems)
     if problems or index is None:
         raise ConfigError(problems)
-    return LoadedConfig(config=config, path=path, files=(path, *watched), index=index)
+    return LoadedConfig(
+        config=config,
+        path=path,
+        files=(path, *rules.watched),
+        index=index,
+        locations=locations,
+        cache=cache,
+    )
 
 
-def _expand_feeds(raw: Any, base: Path, doc: _Doc, problems: list[str]) -> Any:
+class _Rules:
+    """Inline rules and rule files gathered into one list, and their aliases.
+
+    Each rule's ``Loc`` subtree is kept as is (from the main file or its rule
+    file), so errors under ``rules[n]`` point into the file it came from.
+    """
+
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        top: dict[Any, Loc],
+        base: Path,
+        cache: ConfigCache,
+        problems: list[Problem],
+    ) -> None:
+        self.problems = problems
+        self.rules: list[Any] = []
+        self.locs: list[Loc] = []
+        self.watched: list[Path] = []
+        given = raw.get("aliases")
+        alias_loc = top.get("aliases")
+        self.alias_line = alias_loc.line if alias_loc is not None else 1
+        # Aliases that are not a mapping are left for validation to report.
+        self.aliases: dict[Any, Any] | None = None
+        self.alias_locs: dict[Any, Loc] = {}
+        if given is None or isinstance(given, dict):
+            self.aliases = dict(given or {})
+            if alias_loc is not None and isinstance(alias_loc.children, dict):
+                self.alias_locs = dict(alias_loc.children)
+        value = raw.get("rules")
+        rules_loc = top.get("rules")
+        self.line = rules_loc.line if rules_loc is not None else 1
+        if value is None:
+            return
+        sources, folders = rule_sources(value, base)
+        self.watched.extend(folders)
+        for src in sources:
+            if isinstance(src, int):  # an inline rule
+                self.rules.append(value[src])
+                item = rules_loc.child(src) if rules_loc is not None else None
+                self.locs.append(item or Loc(str(base), self.line))
+            else:
+                self.watched.append(src)
+                self._file(src, cache)
+
+    def _file(self, src: Path, cache: ConfigCache) -> None:
+        try:
+            parsed = cache.parse(src)
+        except ConfigError as exc:
+            self.problems.extend(exc.details)
+            return
+        data, loc = parsed.data, parsed.loc or Loc(str(src), 1)
+        where = Locations(loc)
+        at: DocPath = ()
+        if isinstance(data, dict):  # {aliases: {...}, rules: [...]}
+            for key in data:
+                if key not in _RULE_FILE_KEYS:  # `rule:` would load no rules, silently
+                    hint = difflib.get_close_matches(str(key), _RULE_FILE_KEYS, n=1)
+                    also = f"; did you mean '{hint[0]}'?" if hint else " (use rules: and aliases:)"
+                    self.problems.append(where.problem((key,), f"unknown setting '{key}'{also}"))
+            self._aliases(data.get("aliases"), loc.child("aliases"), where)
+            data, at = data.get("rules"), ("rules",)
+            loc = loc.child("rules") or loc
+        if data is None:
+            return
+        if not isinstance(data, list):
+            self.problems.append(where.problem(at, "expected a list of rules"))
+            return
+        for i, rule in enumerate(data):
+            self.rules.append(rule)
+            self.locs.append(loc.child(i) or loc)
+
+    def _aliases(self, given: Any, loc: Loc | None, where: Locations) -> None:
+        if given is None:
+            return
+        if not isinstance(given, dict) or self.aliases is None:
+            self.problems.append(where.problem(("aliases",), "aliases must be a mapping of lists"))
+            return
+        for name, value in given.items():
+            item = (loc.child(name) if loc is not None else None) or where.root
+            assert item is not None
+            first = self.alias_locs.get(name)
+            if first is not None:
+                self.problems.append(
+                    Problem(
+                        item.file,
+                        item.line,
+                        dotted(("aliases", name)),
+                        f"alias '{name}' is defined twice (first at {first.file}:{first.line})",
+                    )
+                )
+                continue
+            self.aliases[name] = value
+            self.alias_locs[name] = item
+
+
+def _expand_feeds(
+    raw: Any, loc: Loc | None, base: Path, problems: list[Problem]
+) -> tuple[Any, Loc | None]:
     """Resolve local paths and expand `- opml: FILE` entries into feeds.
 
     An OPML entry's other settings (every, tags, backfill) apply to each feed
-    it lists; the OPML outline's `category` adds tags.
+    it lists, and its location stands for theirs; the OPML outline's
+    `category` adds tags. Never changes ``raw`` (the cache may hold it).
     """
     if not isinstance(raw, list):
-        return raw
-    old_locs = {p: loc for p, loc in doc.locations.items() if p[:1] == ("feeds",) and len(p) > 1}
-    new_locs: dict[_Path, Location] = {}
+        return raw, None
+    loc = loc or Loc("", 0, [])
     out: list[Any] = []
+    locs: list[Loc] = []
     for i, feed in enumerate(raw):
-        entries = [feed]
+        item = loc.child(i) or loc
         if isinstance(feed, dict) and "opml" in feed:
             settings = {k: v for k, v in feed.items() if k != "opml"}
             try:
-                entries = [
-                    {**settings, **f, "tags": [*settings.get("tags", []), *f.get("tags", [])]}
-                    for f in read_opml(base / str(feed["opml"]))
-                ]
+                listed = read_opml(base / str(feed["opml"]))
             except (OSError, ValueError) as exc:
-                problems.append(doc.problem(("feeds", i, "opml"), str(exc)))
-                entries = []
-        for entry in entries:
-            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-                entry["path"] = str((base / entry["path"]).resolve())
-            n = len(out)
-            out.append(entry)
-            for p, loc in old_locs.items():
-                if p[1:2] == (i,):
-                    new_locs[("feeds", n, *p[2:])] = loc
-    for p in old_locs:
-        del doc.locations[p]
-    doc.locations.update(new_locs)
-    return out
-
-
-def read_opml(path: Path) -> list[dict[str, Any]]:
-    """Feeds listed in an OPML file: url, name and tags (from `category`)."""
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.fromstring(path.read_bytes())
-    except OSError as exc:
-        raise OSError(f"cannot read OPML file {path}: {exc.strerror or exc}") from exc
-    except ET.ParseError as exc:
-        raise ValueError(f"{path}: not valid OPML: {exc}") from exc
-    feeds = []
-    for outline in root.iter("outline"):
-        url = outline.get("xmlUrl")
-        if not url:
+                at = item.child("opml") or item
+                problems.append(Problem(at.file, at.line, f"feeds[{i}].opml", str(exc)))
+                continue
+            tags = settings.get("tags", [])
+            for entry in listed:
+                if isinstance(tags, list):
+                    entry = {**settings, **entry, "tags": [*tags, *entry["tags"]]}
+                else:  # not a list: validation says so, once per feed
+                    entry = {**settings, **entry, "tags": tags}
+                out.append(entry)
+                locs.append(item)
             continue
-        feed: dict[str, Any] = {"url": url.strip()}
-        name = outline.get("title") or outline.get("text")
-        if name:
-            feed["name"] = name.strip()
-        categories = [c.strip().strip("/") for c in (outline.get("category") or "").split(",")]
-        feed["tags"] = [c for c in categories if c]
-        feeds.append(feed)
-    if not feeds:
-        raise ValueError(f"{path}: no feeds (outline elements with xmlUrl) found")
-    return feeds
+        if isinstance(feed, dict) and isinstance(feed.get("path"), str):
+            feed = {**feed, "path": str((base / feed["path"]).resolve())}
+        out.append(feed)
+        locs.append(item)
+    return out, Loc(loc.file, loc.line, locs)
 
 
-def _merge_rules(
-    raw: dict[str, Any], base: Path, doc: _Doc, problems: list[str]
-) -> tuple[list[Any], dict[str, Any], list[Path]]:
-    """Gather inline rules and rule files into one list, keeping each rule's
-    file and line under ('rules', n, ...) in ``doc``."""
-    aliases: dict[str, Any] = dict(raw.get("aliases") or {})
-    if raw.get("rules") is None:
-        return [], aliases, []
-    inline_locs = {p: loc for p, loc in doc.locations.items() if p[:1] == ("rules",)}
-    for p in inline_locs:
-        del doc.locations[p]
-    sources, watched = _rule_sources(raw["rules"], base)
-    rules: list[Any] = []
-    for src in sources:
-        if isinstance(src, int):  # an inline rule
-            n = len(rules)
-            rules.append(raw["rules"][src])
-            for p, loc in inline_locs.items():
-                if p[1:2] == (src,):
-                    doc.locations[("rules", n, *p[2:])] = loc
-            continue
-        watched.append(src)
-        sub = _Doc()
-        try:
-            data = sub.load(src)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        prefix: _Path = ()
-        if isinstance(data, dict):  # {aliases: {...}, rules: [...]}
-            for name, value in (data.get("aliases") or {}).items():
-                aliases[name] = value
-                doc.locations[("aliases", name)] = sub.where(("aliases", name)) or (str(src), 1)
-            data, prefix = data.get("rules") or [], ("rules",)
-        if data is None:
-            continue
-        if not isinstance(data, list):
-            problems.append(sub.problem(prefix, "expected a list of rules"))
-            continue
-        for i, rule in enumerate(data):
-            n = len(rules)
-            rules.append(rule)
-            for p, loc in sub.locations.items():
-                if p[: len(prefix) + 1] == (*prefix, i):
-                    doc.locations[("rules", n, *p[len(prefix) + 1 :])] = loc
-    return rules, aliases, watched
-
-
-_CHANNEL_TYPES = ("console", "email", "webhook")
-
-
-def _pydantic_problem(doc: _Doc, err: Any) -> str:
-    loc: list[str | int] = [
-        p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
-    ]
-    # A discriminated union puts the tag in the path: channels.NAME.email.smtp
-    if len(loc) > 2 and loc[0] == "channels" and loc[2] in _CHANNEL_TYPES:
-        del loc[2]
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown setting (check its spelling)"
-    elif err["type"] == "union_tag_invalid":
-        msg = f"unknown channel type; use one of: {', '.join(_CHANNEL_TYPES)}"
-    elif err["type"] == "union_tag_not_found":
-        msg = f"a channel needs a 'type' ({', '.join(_CHANNEL_TYPES)})"
-    return doc.problem(tuple(loc), msg)
-
-
-def _cross_check(config: Config, doc: _Doc) -> list[str]:
-    """Checks that span sections: names, references, time zone, queries."""
-    problems: list[str] = []
+def cross_check(config: Config, locations: Locations) -> list[Problem]:
+    """Errors that span sections: names, references, time zone, poll floor."""
+    problems: list[Problem] = []
     try:
         ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append(doc.problem(("timezone",), f"unknown time zone {config.timezone!r}"))
+        problems.append(locations.problem(("timezone",), f"unknown time zone {config.timezone!r}"))
     seen_feeds: dict[str, int] = {}
     for i, feed in enumerate(config.feeds):
         if feed.key in seen_feeds:
             problems.append(
-                doc.problem(("feeds", i), f"duplicate feed (same as feeds[{seen_feeds[feed.key]}])")
+                locations.problem(
+                    ("feeds", i), f"duplicate feed (same as feeds[{seen_feeds[feed.key]}])"
+                )
             )
         seen_feeds.setdefault(feed.key, i)
+    problems.extend(_poll_floor(config, locations))
     seen_rules: dict[str, int] = {}
     for i, rule in enumerate(config.rules):
         if rule.name in seen_rules:
-            problems.append(doc.problem(("rules", i, "name"), f"duplicate rule name {rule.name!r}"))
+            first = locations.where(("rules", seen_rules[rule.name], "name"))
+            at = f" (first at {first[0]}:{first[1]})" if first else ""
+            problems.append(
+                locations.problem(("rules", i, "name"), f"duplicate rule name {rule.name!r}{at}")
+            )
         seen_rules.setdefault(rule.name, i)
         for j, target in enumerate(rule.notify):
             if target.channel not in config.channels:
                 known = ", ".join(sorted(config.channels)) or "none configured"
                 problems.append(
-                    doc.problem(
+                    locations.problem(
                         ("rules", i, "notify", j),
                         f"rule {rule.name!r} notifies unknown channel {target.channel!r} "
                         f"(channels: {known})",
@@ -366,24 +290,78 @@ def _cross_check(config: Config, doc: _Doc) -> list[str]:
     return problems
 
 
-def _compile_rules(config: Config, doc: _Doc) -> tuple[RuleIndex | None, list[str]]:
+def _check_templates(config: Config, base: Path, locations: Locations) -> list[Problem]:
+    """A `templates:` folder: every user template compiles and renders."""
+    if not config.templates:
+        return []
+    folder = (base / config.templates).resolve()
+    if not folder.is_dir():
+        return [locations.problem(("templates",), f"template folder {folder} does not exist")]
+    from newswatch.notify.render import check_templates
+    from newswatch.notify.templates import Templates
+
+    return [
+        Problem(t.file, t.line, "templates", t.reason) for t in check_templates(Templates(folder))
+    ]
+
+
+def _poll_floor(config: Config, locations: Locations) -> list[Problem]:
+    """Feeds on other hosts may not poll more often than ``MIN_REMOTE_INTERVAL``."""
+    problems: list[Problem] = []
+    by_default: list[str] = []
+    for i, feed in enumerate(config.feeds):
+        if is_local_feed(feed):
+            continue
+        if feed.every is not None:
+            if feed.every < MIN_REMOTE_INTERVAL:
+                problems.append(
+                    locations.problem(
+                        ("feeds", i, "every"),
+                        f"feed {feed_label(feed)!r} would poll every {_human(feed.every)}; "
+                        "feeds on other hosts poll at most once a minute (every: 1m or more)",
+                    )
+                )
+        elif config.poll.every < MIN_REMOTE_INTERVAL:
+            by_default.append(f"{feed_label(feed)!r} (feeds[{i}])")
+    if by_default:
+        shown = ", ".join(by_default[:3]) + (
+            f" and {len(by_default) - 3} more" if len(by_default) > 3 else ""
+        )
+        problems.append(
+            locations.problem(
+                ("poll", "every"),
+                f"every {_human(config.poll.every)} is below 1 minute, the floor for feeds on "
+                f"other hosts: {shown}; set every: 1m or more (here, or on those feeds)",
+            )
+        )
+    return problems
+
+
+def _human(interval: timedelta) -> str:
+    seconds = interval.total_seconds()
+    return f"{seconds:g}s"
+
+
+def _compile_rules(config: Config, locations: Locations) -> tuple[RuleIndex | None, list[Problem]]:
     """The rule index, or every query problem with its file and line."""
     index, errors = compile_checked(rule_specs(config), config.aliases)
     position = {r.name: k for k, r in enumerate(config.rules)}
-    problems: list[str] = []
+    problems: list[Problem] = []
     for err in errors:
         n = position.get(err.rule)
+        if err.key == "name":
+            continue  # a duplicate rule name: cross_check reported it, with both places
         if err.key == "aliases":
-            path: _Path = ("aliases",)
+            path: DocPath = ("aliases", err.rule) if err.rule else ("aliases",)
+            if err.index is not None:
+                path = (*path, err.index)
         elif n is None:
             path = ("rules",)
         elif err.index is not None:
             path = ("rules", n, err.key, err.index)
         else:
             path = ("rules", n, err.key)
-        loc = doc.where(path)
-        prefix = f"{loc[0]}:{loc[1]}: " if loc else ""
-        problems.append(f"{prefix}{_dotted(path)}: {err}")
+        problems.append(locations.problem(path, str(err)))
     return index, problems
 
 
@@ -396,24 +374,45 @@ def rule_specs(config: Config) -> list[RuleSpec]:
             any=r.any,
             none=r.none,
             case_sensitive=r.case == "sensitive",
-            scope=r.feeds,
+            scope=_scope_keys(r.feeds),
         )
         for r in config.rules
         if r.enabled
     ]
 
 
+def _scope_keys(scope: tuple[str, ...]) -> tuple[str, ...]:
+    """A scope names feeds by name, tag or URL; an article knows its feed by
+    key (a hash of the URL), so a URL entry also matches that key."""
+    out: list[str] = []
+    for entry in scope:
+        out.append(entry)
+        if re.match(r"^(https?|file)://", entry):
+            out.append(feed_key_for(entry))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class LoadedConfig:
-    """A validated configuration, where it came from, and its compiled rules."""
+    """A validated configuration, where it came from, and its compiled rules.
+
+    ``locations`` says where each value was written (for ``lint`` and later
+    problems); ``cache`` is what the next ``load_config`` of it may reuse.
+    """
 
     config: Config
     path: Path
     files: tuple[Path, ...]
     index: RuleIndex = field(repr=False, compare=False)
+    locations: Locations = field(default_factory=lambda: Locations(None), repr=False, compare=False)
+    cache: ConfigCache = field(default_factory=ConfigCache, repr=False, compare=False)
 
     def fingerprint(self) -> tuple[tuple[str, float], ...]:
         return _fingerprint(self.files)
+
+    def warnings(self) -> list[Problem]:
+        """What ``newswatch check`` warns about (see ``lint``)."""
+        return lint(self.config, self.locations)
 
 
 def _fingerprint(files: Sequence[Path]) -> tuple[tuple[str, float], ...]:

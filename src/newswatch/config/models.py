@@ -22,27 +22,35 @@ from pydantic import (
     model_validator,
 )
 
+from newswatch.keys import feed_key_for
+from newswatch.periods import parse_quiet_hours, parse_schedule, parse_throttle
+
 # --------------------------------------------------------------------------- values
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_NUMBER_RE = re.compile(r"^\s*-?\d+(?:\.\d+)?\s*$")
 
 
 def parse_duration(value: object) -> timedelta:
-    """'10m', '20s', '1.5h', '7d' or a number of seconds -> timedelta."""
+    """'10m', '20s', '1.5h', '7d' -> timedelta.
+
+    A bare number is an error, not seconds: `every: 10` meant minutes as
+    often as seconds, and guessing wrong polls a publisher 60x too often.
+    """
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
         raise ValueError("expected a duration like 30s, 10m, 2h or 7d")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        m = _DURATION_RE.match(value)
-        if not m:
-            raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 10m, 2h or 7d")
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    else:
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER_RE.match(value)):
+        n = str(value).strip()
+        raise ValueError(f"'{n}' has no unit; write {n}s, {n}m, {n}h or {n}d")
+    if not isinstance(value, str):
         raise ValueError("expected a duration like 30s, 10m, 2h or 7d")
+    m = _DURATION_RE.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 10m, 2h or 7d")
+    seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return timedelta(seconds=seconds)
@@ -79,6 +87,16 @@ def parse_size(value: object) -> int:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _parse_zero_duration(value: object) -> timedelta:
+    if value in (0, "0", "0s", "none", "off"):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+# A duration that may also be zero ("0s"): waits that can be switched off.
+ZeroDuration = Annotated[timedelta, BeforeValidator(_parse_zero_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 
 
@@ -131,12 +149,18 @@ class FeedConfig(_Frozen):
         return self
 
     @property
-    def key(self) -> str:
-        """Stable identity in the store: the URL, or file:// + absolute path."""
+    def source(self) -> str:
+        """Where the feed is read from: the URL, or file:// + absolute path."""
         if self.url is not None:
             return self.url
         assert self.path is not None
         return Path(self.path).resolve().as_uri()
+
+    @property
+    def key(self) -> str:
+        """Stable identity in the store: a hash of the source (which may
+        carry credentials, so it is never stored)."""
+        return feed_key_for(self.source)
 
     @property
     def display_name(self) -> str:
@@ -187,6 +211,8 @@ class WebhookChannelConfig(_Frozen):
     url: SecretStr
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     timeout: Duration = timedelta(seconds=15)
+    # HMAC-SHA256 key: each request carries X-Newswatch-Signature: sha256=...
+    secret: SecretStr | None = None
 
     @field_validator("url")
     @classmethod
@@ -206,9 +232,46 @@ ChannelConfig = Annotated[
 
 
 class NotifyTarget(_Frozen):
+    """One entry of a rule's ``notify:`` list: a channel and how to deliver.
+
+    Without ``digest`` the matches go out immediately, grouped: the first
+    match of a burst waits ``group_wait`` for company (default: 30s, and 0 for
+    the console). With ``digest`` they wait for the schedule. ``throttle``
+    (``10/h``) holds items beyond N per window; ``quiet_hours``
+    (``22:00-07:00``, wall clock) holds them overnight. Held items are never
+    dropped: they go into the next digest or one summary.
+    """
+
     channel: str
-    # Digest scheduling arrives in a later issue; only immediate delivery now.
-    mode: Literal["immediate"] = "immediate"
+    digest: str | None = None
+    group_wait: ZeroDuration | None = None
+    throttle: str | None = None
+    quiet_hours: str | None = None
+
+    @field_validator("digest")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_schedule(v)  # raises ValueError with the reason
+        return v
+
+    @field_validator("throttle")
+    @classmethod
+    def _throttle(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_throttle(v)
+        return v
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_quiet_hours(v)
+        return v
+
+    @property
+    def mode(self) -> Literal["immediate", "digest"]:
+        return "digest" if self.digest else "immediate"
 
 
 def _notify_item(v: object) -> object:
@@ -239,6 +302,13 @@ class RuleConfig(_Frozen):
 # --------------------------------------------------------------------------- top level
 
 
+class DigestDefaults(_Frozen):
+    # An empty period sends nothing unless this is true ("nothing today").
+    send_empty: bool = False
+    # Items listed in one digest; beyond it, "… and N more".
+    max_items: int = Field(default=200, ge=1, le=10_000)
+
+
 class Config(_Frozen):
     timezone: str = "UTC"
     state: str = "sqlite:///var/newswatch.db"
@@ -250,6 +320,9 @@ class Config(_Frozen):
     # Articles no feed has served for this long are forgotten (with their
     # settled alerts); `none` keeps everything.
     retention: Backfill = timedelta(days=90)
+    # A folder of jinja2 templates overriding the shipped ones (by name).
+    templates: str | None = None
+    digest_defaults: DigestDefaults = DigestDefaults()
 
     @field_validator("retention")
     @classmethod

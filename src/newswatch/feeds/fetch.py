@@ -434,3 +434,11 @@ def _describe_http_error(exc: httpx.HTTPError, host: str) -> str:
     if isinstance(exc, httpx.NetworkError):
         return f"connection to {host} lost: {_first_line(exc) or type(exc).__name__}"
     return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+def host_key(url: str) -> str:
+    """The lower-cased host of ``url`` (per-host limits); "" when none."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""

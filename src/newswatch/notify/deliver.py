@@ -1,27 +1,29 @@
-"""The delivery loop: claim due outbox rows, send them, record the outcome.
+"""The delivery loop: compose waiting outbox rows into notifications (the
+planner decides, the store applies), then claim due notifications, send
+them, and record the outcome.
 
-It decides nothing itself: ``retry.next_attempt_at`` paces retries and each
-channel classifies its own failures (``DeliveryResult``). What it adds is
+It decides nothing itself: ``plan.plan`` groups and holds, ``retry``
+paces retries and each channel classifies its own failures. What it adds is
 isolation and bookkeeping:
 
 - Channels run in separate lanes, each with its own concurrency limit, and
   every send has a timeout: a slow or failing channel never holds up another.
-- A lane sends its first row alone, then the rest concurrently, and stops
-  after its first temporary failure in a batch (the service is down or
-  throttling): the rest of that channel's rows are released untried (the
-  store does not count the attempt) instead of each waiting out its own
-  timeout. So a down service sees one probe per round; rows that failed wait
-  out their backoff.
-- Sends start only while the lease has room for a full send timeout, so a
-  lease never runs out under a send (which would let another worker send it
-  too).
-- Cancellation (shutdown) releases every claimed row whose outcome was not
-  recorded, so nothing waits for a lease to expire. A send cut off mid-way may
-  have reached the service: delivery is at-least-once.
-- An outbox row for a channel that is no longer configured becomes a dead
+- A lane sends its first notification alone, then the rest concurrently,
+  and stops after its first temporary failure in a round (the service is
+  down or throttling): the rest of that channel's notifications are released
+  untried (the attempt is not counted). So a down service sees one probe per
+  round; notifications that failed wait out their backoff.
+- Leases are short and renewed while a round is in flight, so a process
+  killed mid-send frees its notifications within a lease (a restart resumes
+  within seconds), and a slow send never outlives its lease.
+- Cancellation (shutdown) releases every claimed notification whose outcome
+  was not recorded. A send cut off mid-way may have reached the service:
+  delivery is at-least-once, and the retry carries the same idempotency key.
+- A notification for a channel that is no longer configured becomes a dead
   letter at once ("channel 'x' is not configured"): retrying cannot help
   until the config changes, and then ``newswatch outbox retry`` sends it.
-  Keeping it pending would hide the problem in a retry loop for a day.
+- A notification split into parts records how many parts the service took,
+  so a retry resumes after them instead of repeating them.
 
 Store calls run in a worker thread (the store is synchronous and
 thread-safe), except the release on cancellation, which must happen before
@@ -31,6 +33,9 @@ the task unwinds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import functools
 import logging
 import random
 import traceback
@@ -39,47 +44,47 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from newswatch.model import Alert, DeliveryResult
+from newswatch.model import DeliveryResult, Notification
 from newswatch.notify.channels.base import Channel
+from newswatch.notify.plan import MAX_ITEMS, PlanInput, plan, throttle_window
 from newswatch.notify.retry import MAX_ATTEMPTS, next_attempt_at
+from newswatch.notify.targets import Targets
+from newswatch.store.base import Mutes, Outbox
 
 log = logging.getLogger("newswatch.notify")
 
-# A channel that has not answered in a minute is down for our purposes; its
-# row is retried later. Channels' own timeouts (SMTP, HTTP) are usually lower.
-SEND_TIMEOUT = timedelta(seconds=60)
-# Time kept free at the end of a lease for recording outcomes.
-_LEASE_MARGIN = 0.1  # of the lease
+# A channel that has not answered in two minutes is down for our purposes;
+# the notification is retried later. Channels' own timeouts (SMTP, HTTP) are
+# lower; this bounds a split notification's parts and pacing waits too.
+SEND_TIMEOUT = timedelta(minutes=2)
+# Short, renewed leases: a killed process's notifications come back soon.
+LEASE = timedelta(seconds=45)
+# Rows looked at per compose step.
+COMPOSE_BATCH = 5000
 
 
-class OutboxQueue(Protocol):
-    """The part of ``store.base.Store`` the deliverer uses."""
-
-    def claim_outbox(self, now: datetime, lease_until: datetime, limit: int) -> list[Alert]: ...
-    def mark_sent(self, outbox_id: int, now: datetime) -> None: ...
-    def mark_retry(
-        self, outbox_id: int, error: str, now: datetime, next_attempt_at: datetime
-    ) -> None: ...
-    def mark_dead(self, outbox_id: int, error: str, now: datetime) -> None: ...
-    def release_outbox(self, outbox_ids: Sequence[int]) -> None: ...
+class DeliveryStore(Outbox, Mutes, Protocol):
+    """The parts of the store the deliverer uses."""
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryStats:
     """Outcomes of one or more delivery rounds.
 
-    ``deferred`` rows were claimed but not tried (their channel failed earlier
-    in the batch, the lease ran short, or shutdown) and were handed back.
+    ``deferred`` notifications were claimed but not tried (their channel
+    failed earlier in the round, or shutdown) and were handed back.
+    ``composed``: notifications made from waiting rows.
     """
 
     sent: int = 0
     retried: int = 0
     dead: int = 0
     deferred: int = 0
+    composed: int = 0
 
     @property
     def settled(self) -> int:
-        """Rows whose outcome was recorded."""
+        """Notifications whose outcome was recorded."""
         return self.sent + self.retried + self.dead
 
     def __add__(self, other: DeliveryStats) -> DeliveryStats:
@@ -88,6 +93,7 @@ class DeliveryStats:
             retried=self.retried + other.retried,
             dead=self.dead + other.dead,
             deferred=self.deferred + other.deferred,
+            composed=self.composed + other.composed,
         )
 
     def __str__(self) -> str:
@@ -111,114 +117,183 @@ class _Round:
 
 
 class Deliverer:
-    """Sends due outbox rows through their channels.
+    """Composes and sends notifications through their channels.
 
-    ``channels`` is a public attribute: a config reload swaps it, and the next
-    round uses the new set (a round in progress keeps the one it started with).
-    ``concurrency`` is per channel.
+    ``channels`` and ``targets`` are public attributes: a config reload swaps
+    them, and the next round uses the new ones (a round in progress keeps
+    the ones it started with). ``concurrency`` is per channel.
     """
 
     def __init__(
         self,
-        store: OutboxQueue,
+        store: DeliveryStore,
         channels: Mapping[str, Channel],
         *,
+        targets: Targets,
         clock: Callable[[], datetime],
         rng: random.Random,
-        lease: timedelta = timedelta(minutes=5),
+        lease: timedelta = LEASE,
         batch: int = 50,
-        concurrency: int = 8,
+        concurrency: int = 4,
         send_timeout: timedelta = SEND_TIMEOUT,
+        max_items: int = MAX_ITEMS,
     ) -> None:
         if batch < 1 or concurrency < 1:
             raise ValueError("batch and concurrency must be at least 1")
-        budget = lease * (1 - _LEASE_MARGIN) - send_timeout
-        if budget <= timedelta(0):
-            raise ValueError(f"lease ({lease}) must leave room for a send timeout ({send_timeout})")
+        if lease <= timedelta(seconds=3):
+            raise ValueError(f"lease ({lease}) is too short to be renewed")
         self.store = store
         self.channels = channels
+        self.targets = targets
+        self.max_items = max_items
         self._clock = clock
         self._rng = rng
         self._lease = lease
         self._batch = batch
         self._concurrency = concurrency
         self._send_timeout = send_timeout.total_seconds()
-        self._start_budget = budget.total_seconds()
+        # Channels whose last round failed, for one WARNING when they start
+        # failing and one INFO when they recover.
+        self._failing: dict[str, str] = {}
 
-    async def deliver_due(self) -> DeliveryStats:
-        """One round: claim up to ``batch`` due rows, send them, record outcomes.
+    # ----------------------------------------------------------------- compose
 
-        If cancelled while the claim itself runs, its rows come back when their
-        lease expires; at any later point they are released at once.
+    async def compose(self, *, flush: bool = False) -> int:
+        """Plan the waiting immediate rows and apply the decisions; returns
+        the number of notifications made. ``flush``: do not wait out group
+        windows (a one-shot run that exits afterwards)."""
+        now = self._clock()
+        rows = await asyncio.to_thread(self.store.pending_due, now, COMPOSE_BATCH)
+        if not rows:
+            return 0
+        targets = self.targets
+        pairs = sorted({(r.rule, r.target_id) for r in rows})
+        window = throttle_window(targets)
+        sends = (
+            await asyncio.to_thread(self.store.recent_sends, pairs, now - window)
+            if window > timedelta(0)
+            else {}
+        )
+        mutes = await asyncio.to_thread(self.store.mutes, now)
+        decisions = plan(
+            rows,
+            PlanInput(
+                targets=targets,
+                sends=sends,
+                mutes=mutes,
+                now=now,
+                max_items=self.max_items,
+                flush=flush,
+            ),
+        )
+        if not decisions:
+            return 0
+        created = await asyncio.to_thread(self.store.apply, decisions, now)
+        return len(created)
+
+    # ----------------------------------------------------------------- send
+
+    async def deliver_due(
+        self, *, flush: bool = False, only: Sequence[int] | None = None
+    ) -> DeliveryStats:
+        """One round: compose what is due, claim up to ``batch`` due
+        notifications, send them, record outcomes.
+
+        If cancelled while the claim itself runs, its notifications come back
+        when their lease expires; at any later point they are released at once.
+        ``only``: send just these notifications (and compose nothing).
         """
+        composed = 0 if only is not None else await self.compose(flush=flush)
         channels = self.channels
         now = self._clock()
-        alerts = await asyncio.to_thread(
-            self.store.claim_outbox, now, now + self._lease, self._batch
+        claimed = await asyncio.to_thread(
+            functools.partial(
+                self.store.claim_notifications, now, now + self._lease, self._batch, only=only
+            )
         )
-        if not alerts:
-            return DeliveryStats()
-        start_by = asyncio.get_running_loop().time() + self._start_budget
-        state = _Round(unsettled={a.outbox_id for a in alerts})
+        if not claimed:
+            return DeliveryStats(composed=composed)
+        state = _Round(unsettled={n.id for n in claimed})
+        renewer = asyncio.get_running_loop().create_task(self._renew(state))
         try:
             async with asyncio.TaskGroup() as lanes:
-                for name, group in _by_channel(alerts).items():
+                for name, group in _by_channel(claimed).items():
                     channel = channels.get(name)
                     if channel is None:
-                        for alert in group:
+                        for n in group:
                             error = f"channel {name!r} is not configured"
-                            await self._settle(alert, DeliveryResult.failed(error), state)
+                            await self._settle(n, DeliveryResult.failed(error), state)
                     else:
-                        lanes.create_task(self._lane(channel, group, state, start_by))
+                        lanes.create_task(self._lane(channel, group, state))
         finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
             self._release(state)
-        for name, error in state.tripped.items():
-            log.info("channel %r is failing (%s); its other due alerts wait", name, error)
-        return state.stats()
+            for name in {n.channel for n in claimed}:
+                channel = channels.get(name)
+                if channel is not None:
+                    with contextlib.suppress(Exception):
+                        await channel.flush()
+        self._report(state, {n.channel for n in claimed})
+        return dataclasses.replace(state.stats(), composed=composed)
 
-    async def drain(self, *, max_rounds: int = 1000) -> DeliveryStats:
+    async def drain(self, *, max_rounds: int = 1000, flush: bool = False) -> DeliveryStats:
         """Run rounds until nothing due is left to try now.
 
-        Stops when a round records no outcome (nothing due, or only rows of a
-        failing channel handed back); rows waiting for a retry are not waited for.
+        Stops when a round composes and records nothing (nothing due, or only
+        notifications of a failing channel handed back); notifications
+        waiting for a retry, and rows waiting for a group or digest, are not
+        waited for.
         """
         total = DeliveryStats()
         for _ in range(max_rounds):
-            stats = await self.deliver_due()
+            stats = await self.deliver_due(flush=flush)
             total += stats
-            if stats.settled == 0:
+            if stats.settled == 0 and stats.composed == 0:
                 break
         return total
 
     # ----------------------------------------------------------------- steps
 
-    async def _lane(
-        self, channel: Channel, alerts: Sequence[Alert], state: _Round, start_by: float
-    ) -> None:
-        gate = asyncio.Semaphore(self._concurrency)
-        loop = asyncio.get_running_loop()
-        name = alerts[0].channel  # the config key (all alerts here share it)
+    async def _renew(self, state: _Round) -> None:
+        """Keep the round's leases ahead of the clock while it runs."""
+        period = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            ids = sorted(state.unsettled)
+            if not ids:
+                continue
+            until = self._clock() + self._lease
+            try:
+                await asyncio.to_thread(self.store.renew_notifications, ids, until)
+            except Exception as exc:
+                log.error("could not renew %d leases: %s", len(ids), type(exc).__name__)
 
-        async def one(alert: Alert) -> None:
+    async def _lane(self, channel: Channel, group: Sequence[Notification], state: _Round) -> None:
+        gate = asyncio.Semaphore(self._concurrency)
+        name = group[0].channel  # the config key (all notifications here share it)
+
+        async def one(notification: Notification) -> None:
             async with gate:
-                if name in state.tripped or loop.time() >= start_by:
+                if name in state.tripped:
                     return  # stays unsettled: released untried
-                result = await self._attempt(channel, alert)
+                result = await self._attempt(channel, notification)
                 if not result.ok and not result.permanent:
                     state.tripped.setdefault(name, result.error or "failed")
-                await self._settle(alert, result, state)
+                await self._settle(notification, result, state)
 
         # The first send goes alone: if the service is down, that is one
         # connection per round instead of ``concurrency`` of them.
-        await one(alerts[0])
+        await one(group[0])
         async with asyncio.TaskGroup() as sends:
-            for alert in alerts[1:]:
-                sends.create_task(one(alert))
+            for notification in group[1:]:
+                sends.create_task(one(notification))
 
-    async def _attempt(self, channel: Channel, alert: Alert) -> DeliveryResult:
+    async def _attempt(self, channel: Channel, notification: Notification) -> DeliveryResult:
         try:
             async with asyncio.timeout(self._send_timeout):
-                return await channel.send(alert)
+                return await channel.send(notification)
         except TimeoutError:
             return DeliveryResult.retry(
                 f"{channel.kind} channel {channel.name!r}: no answer within {self._send_timeout:g}s"
@@ -233,38 +308,40 @@ class Deliverer:
                 f"{channel.kind} channel {channel.name!r}: internal error {type(exc).__name__}"
             )
 
-    async def _settle(self, alert: Alert, result: DeliveryResult, state: _Round) -> None:
-        """Record one outcome. A store error is logged and the row left leased:
-        it comes back when the lease expires (one bad row never stops the rest)."""
+    async def _settle(self, n: Notification, result: DeliveryResult, state: _Round) -> None:
+        """Record one outcome. A store error is logged and the notification
+        left leased: it comes back when the lease expires."""
         # Settled before the await: if cancelled now, the store call still
-        # completes in its thread and the row must not also be released.
-        state.unsettled.discard(alert.outbox_id)
+        # completes in its thread and the notification must not also be released.
+        state.unsettled.discard(n.id)
         now = self._clock()
-        what = f"alert {alert.outbox_id} (rule {alert.rule!r}) via {alert.channel!r}"
+        plural = "s" if len(n.items) != 1 else ""
+        what = f"{n.kind.value} {n.id} ({len(n.items)} item{plural}) via {n.channel!r}"
+        parts = max(n.parts_sent, result.parts_sent)
         try:
             if result.ok:
                 state.sent += 1
-                await asyncio.to_thread(self.store.mark_sent, alert.outbox_id, now)
+                await asyncio.to_thread(self.store.mark_sent, n.id, now, parts)
                 log.info("sent %s", what)
-            elif result.permanent or alert.attempt >= MAX_ATTEMPTS:
+            elif result.permanent or n.attempt >= MAX_ATTEMPTS:
                 error = result.error or "failed"
                 if not result.permanent:
-                    error = f"gave up after {alert.attempt} attempts: {error}"
+                    error = f"gave up after {n.attempt} attempts: {error}"
                 state.dead += 1
-                await asyncio.to_thread(self.store.mark_dead, alert.outbox_id, error, now)
+                await asyncio.to_thread(self.store.mark_dead, n.id, error, now)
                 log.warning("dead letter %s: %s", what, error)
             else:
                 error = result.error or "failed"
                 when = next_attempt_at(
-                    alert.attempt, now, rng=self._rng, retry_after=result.retry_after
+                    n.attempt, now, rng=self._rng, retry_after=result.retry_after
                 )
                 state.retried += 1
-                await asyncio.to_thread(self.store.mark_retry, alert.outbox_id, error, now, when)
-                log.info(
+                await asyncio.to_thread(self.store.mark_retry, n.id, error, now, when, parts)
+                log.debug(
                     "retry %s at %s (attempt %d): %s",
                     what,
                     when.isoformat(timespec="seconds"),
-                    alert.attempt,
+                    n.attempt,
                     error,
                 )
         except Exception as exc:
@@ -275,16 +352,36 @@ class Deliverer:
             return
         ids = sorted(state.unsettled)
         try:
-            self.store.release_outbox(ids)
+            self.store.release_notifications(ids)
         except Exception as exc:
-            log.error("could not release %d claimed alerts: %s", len(ids), type(exc).__name__)
+            log.error(
+                "could not release %d claimed notifications: %s", len(ids), type(exc).__name__
+            )
             return
         state.deferred += len(ids)
         state.unsettled.clear()
 
+    def _report(self, state: _Round, channels: set[str]) -> None:
+        """A channel that starts failing is a WARNING; its recovery one INFO."""
+        for name in sorted(channels):
+            error = state.tripped.get(name)
+            if error is not None and name not in self._failing:
+                log.warning(
+                    "channel %r is failing (%s); its notifications wait and retry", name, error
+                )
+                self._failing[name] = error
+            elif error is None and name in self._failing:
+                del self._failing[name]
+                log.info("channel %r recovered", name)
 
-def _by_channel(alerts: Sequence[Alert]) -> dict[str, list[Alert]]:
-    groups: dict[str, list[Alert]] = {}
-    for alert in alerts:
-        groups.setdefault(alert.channel, []).append(alert)
+    @property
+    def failing(self) -> Mapping[str, str]:
+        """Channels failing now, with their first error."""
+        return dict(self._failing)
+
+
+def _by_channel(notifications: Sequence[Notification]) -> dict[str, list[Notification]]:
+    groups: dict[str, list[Notification]] = {}
+    for n in notifications:
+        groups.setdefault(n.channel, []).append(n)
     return groups

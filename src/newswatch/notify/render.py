@@ -1,208 +1,391 @@
-"""Render an alert for people (text + HTML) and for machines (a JSON payload).
+"""Render a notification: the template context, email/console messages, and
+the packing of items into platform-sized parts. Pure: the same notification
+and settings always render to the same output.
 
-Pure: the same Alert always renders to the same Message. Feed text is hostile,
-so the HTML template autoescapes everything, and highlights are applied by
-splitting the snippet into pieces that are each escaped on their own; raw
-feed text is never marked up. Templates live in ``newswatch/templates``.
+A renderer builds one context per notification, with every feed string
+escaped for the target platform's markup (``templates.escape``), then the
+templates arrange it. Chat platforms render a header, one block per item and
+a footer; ``pack`` splits the blocks into parts that fit the platform's
+limit, at item boundaries, so a digest of 300 items becomes numbered parts
+instead of a rejected message.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
-from collections.abc import Sequence
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
-import jinja2
-
-from newswatch.model import Alert, Message
-
-ELLIPSIS = "…"
-# Summaries longer than this are cut at a word boundary: an alert should say
-# what the story is about, the link has the rest.
-SUMMARY_MAX = 600
-# Mail clients show ~80 characters of a subject; 200 keeps long headlines
-# readable without producing multi-line folded monsters.
-HEADLINE_MAX = 200
-# In the text version, highlights are wrapped in guillemets: they survive
-# every mail client and terminal and cannot be mistaken for Markdown.
-TEXT_MARK = ("«", "»")
-
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("newswatch", "templates"),
-    autoescape=jinja2.select_autoescape(
-        enabled_extensions=("html", "html.j2"), default_for_string=False, default=False
-    ),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
+from newswatch.model import Item, Message, Notification, NotificationKind
+from newswatch.notify.templates import Markup, TemplateError, Templates
+from newswatch.notify.text import (
+    HEADLINE_MAX,
+    SUMMARY_MAX,
+    highlight_segments,
+    keep_offsets,
+    one_line,
+    safe_href,
+    truncate,
+    when,
 )
 
-# C0/C1 controls and Unicode line/paragraph separators: each could start a
-# new line (or header) where a renderer expects one line.
-_LINE_BREAKERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# Bidi overrides/isolates can make a title display as something it is not.
-_BIDI_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
-_PUNCT_BEFORE_ELLIPSIS = ",;:-–—"
+__all__ = [
+    "RenderContext",
+    "default_templates",
+    "headline",
+    "notification_context",
+    "pack",
+    "render_message",
+]
+
+# Highlight marks around matched terms, per template folder. HTML marks wrap
+# text that was escaped first; chat marks are the platform's bold.
+_MARKS: dict[str, tuple[str, str]] = {
+    "text": ("«", "»"),
+    "ntfy": ("«", "»"),
+    "email": ('<mark style="background:#fde68a;">', "</mark>"),
+    "telegram": ("<b>", "</b>"),
+    "matrix": ("<strong>", "</strong>"),
+    "slack": ("*", "*"),
+    "discord": ("**", "**"),
+    "teams": ("**", "**"),
+}
+# Characters that end or break a link in chat markup (Slack's <url|text>,
+# Markdown's [text](url)); percent-encoding them keeps the URL the same URL.
+_HREF_UNSAFE = " <>|()[]\"'`\\"
+# Outlets listed under "also reported by" before "(+N)".
+ALSO_MAX = 5
+
+# Template parts rendered once per item (the context has ``item``).
+ITEM_PARTS = frozenset({"item", "short"})
+
+_DEFAULT: Templates | None = None
 
 
-# --------------------------------------------------------------------------- text helpers
+def default_templates() -> Templates:
+    """The shipped templates (built once; they never change at run time)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Templates()
+    return _DEFAULT
 
 
-def truncate(text: str, n: int) -> str:
-    """Cut ``text`` to at most ``n`` characters, ending with an ellipsis.
+@dataclass(frozen=True, slots=True)
+class RenderContext:
+    """What rendering needs besides the notification: the wall clock zone,
+    the template set (a user folder may override the defaults), and the
+    configuration's name for footers."""
 
-    Cuts at the last word boundary when that keeps at least half the budget
-    (texts without spaces, e.g. Chinese, are cut mid-run), never between a
-    character and its combining mark, and drops trailing punctuation.
-    """
-    if len(text) <= n:
-        return text
-    if n <= 0:
-        return ""
-    if n == 1:
-        return ELLIPSIS
-    budget = n - 1  # room for the ellipsis
-    cut = text[:budget]
-    if not text[budget].isspace():
-        space = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
-        if space >= budget // 2:
-            cut = cut[:space]
-    while cut and unicodedata.combining(text[len(cut)]):
-        cut = cut[:-1]
-    cut = cut.rstrip().rstrip(_PUNCT_BEFORE_ELLIPSIS).rstrip()
-    return (cut or text[:budget]) + ELLIPSIS
+    tz: tzinfo = UTC
+    templates: Templates = field(default_factory=default_templates)
+    config_name: str = ""
 
 
-def one_line(text: str) -> str:
-    """Fold control characters and line separators to spaces, drop bidi
-    controls, collapse whitespace: safe for a subject, a header or a title."""
-    text = _BIDI_CONTROLS.sub("", _LINE_BREAKERS.sub(" ", text))
-    return " ".join(text.split())
-
-
-def _keep_offsets(text: str) -> str:
-    """Like ``one_line`` but one character for one, so highlight spans stay valid."""
-    return _LINE_BREAKERS.sub(" ", _BIDI_CONTROLS.sub(" ", text))
-
-
-def highlight_segments(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, bool]]:
-    """Split ``text`` into (piece, highlighted) runs.
-
-    Spans are clamped to the text; overlapping or touching spans merge, empty
-    or inverted ones are ignored.
-    """
-    size = len(text)
-    clamped = sorted((max(0, s), min(size, e)) for s, e in spans)
-    merged: list[tuple[int, int]] = []
-    for start, end in clamped:
-        if start >= end:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    pieces: list[tuple[str, bool]] = []
-    pos = 0
-    for start, end in merged:
-        if start > pos:
-            pieces.append((text[pos:start], False))
-        pieces.append((text[start:end], True))
-        pos = end
-    if pos < size:
-        pieces.append((text[pos:], False))
-    return pieces
-
-
-def safe_href(link: str) -> str | None:
-    """The link if it is http(s), else None: a feed may carry ``javascript:``."""
-    try:
-        parts = urlsplit(link.strip())
-    except ValueError:
-        return None
-    if parts.scheme.lower() in ("http", "https") and parts.netloc:
-        return link.strip()
-    return None
-
-
-def delivery_key(alert: Alert) -> str:
-    """Stable id of one delivery: the same across retries, distinct per
-    (rule, story, channel). Used as Message-ID, idempotency key and payload id."""
-    story = f"{alert.rule}\0{alert.article.story_key}\0{alert.channel}"
-    digest = hashlib.sha256(story.encode()).hexdigest()[:16]
-    return f"{alert.outbox_id}.{digest}"
-
-
-def _when(moment: datetime | None, tz: tzinfo = UTC) -> str:
-    """A time for people, on the configured wall clock ("2016-06-16 09:12 KST")."""
-    if moment is None:
-        return ""
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def headline(alert: Alert) -> str:
+def headline(item: Item) -> str:
     """One line naming the story: its title, else its link."""
-    title = one_line(alert.article.title) or one_line(alert.article.link) or "(untitled)"
+    article = item.article
+    title = one_line(article.title) or one_line(article.link) or "(untitled)"
     return truncate(title, HEADLINE_MAX)
 
 
-# --------------------------------------------------------------------------- rendering
+def _href(link: str) -> str | None:
+    href = safe_href(link)
+    if href is None:
+        return None
+    return "".join(quote(ch, safe="") if ch in _HREF_UNSAFE else ch for ch in href)
 
 
-def _context(alert: Alert, tz: tzinfo) -> dict[str, Any]:
-    article = alert.article
-    snippet = _keep_offsets(alert.explanation.snippet)
-    segments = highlight_segments(snippet, alert.explanation.highlights)
-    if not snippet.strip():
-        segments = []
-    open_mark, close_mark = TEXT_MARK
-    snippet_text = "".join(f"{open_mark}{p}{close_mark}" if m else p for p, m in segments)
+def _item_context(item: Item, platform: str, rc: RenderContext, number: int) -> dict[str, Any]:
+    t = rc.templates
+
+    def esc(value: object) -> Markup:
+        return t.escape(platform, value)
+
+    article = item.article
+    snippet = keep_offsets(item.explanation.snippet)
+    segments = highlight_segments(snippet, item.explanation.highlights) if snippet.strip() else []
+    open_mark, close_mark = _MARKS.get(platform, ("", ""))
+    marked = Markup("").join(
+        Markup(f"{open_mark}{esc(piece)}{close_mark}") if hit else esc(piece)
+        for piece, hit in segments
+    )
+    # One line: line breaks in the feed's text were spaces already (offsets
+    # kept); now runs of them fold (no escape sequence contains whitespace).
+    marked = Markup(" ".join(str(marked).split()))
+    also = [
+        {
+            "source": esc(one_line(o.source) or "?"),
+            "title": esc(truncate(one_line(o.title), HEADLINE_MAX)),
+            "link": esc(one_line(o.link)),
+            "href": esc(h) if (h := _href(o.link)) else None,
+        }
+        for o in item.also[:ALSO_MAX]
+    ]
     return {
-        "rule": one_line(alert.rule),
-        "title": headline(alert),
-        "link": one_line(article.link),
-        "href": safe_href(article.link),
-        "source": one_line(article.source),
-        "published": _when(article.published, tz),
-        "matched_at": _when(alert.matched_at, tz),
-        "terms": [one_line(t) for t in alert.explanation.terms],
-        "segments": segments,
-        "snippet_text": " ".join(snippet_text.split()),
-        "summary": truncate(" ".join(article.summary.split()), SUMMARY_MAX),
+        "number": number,
+        "title": esc(headline(item)),
+        "link": esc(one_line(article.link)),
+        "href": esc(h) if (h := _href(article.link)) else None,
+        "source": esc(one_line(article.source)),
+        "author": esc(one_line(article.author)),
+        "published": esc(when(article.published, rc.tz)),
+        "matched_at": esc(when(item.matched_at, rc.tz)),
+        "rules": [esc(one_line(r)) for r in item.rules],
+        "rule": esc(one_line(item.rule)),
+        "terms": [esc(one_line(term)) for term in item.explanation.terms],
+        "segments": [(esc(piece), hit) for piece, hit in segments],
+        "snippet": marked,
+        "summary": esc(truncate(" ".join(article.summary.split()), SUMMARY_MAX)),
+        "also": also,
+        "also_more": max(0, len(item.also) - ALSO_MAX),
     }
 
 
-def render_alert(alert: Alert, tz: tzinfo = UTC) -> Message:
-    """Subject ``<rule>: <headline>``, a plain text body and an HTML body;
-    times shown in ``tz`` (the configuration's `timezone`)."""
-    context = _context(alert, tz)
-    subject = f"{context['rule']}: {context['title']}"
-    context["subject"] = subject
-    # Exactly one final newline, whatever the template's block tags left.
-    text = _TEMPLATES.get_template("alert.txt.j2").render(context).rstrip("\n") + "\n"
-    html = _TEMPLATES.get_template("alert.html.j2").render(context).rstrip("\n") + "\n"
+def notification_context(
+    notification: Notification, platform: str, rc: RenderContext
+) -> dict[str, Any]:
+    """The template context for ``notification`` rendered for ``platform``
+    (a template folder: text, email, slack, discord, telegram, teams,
+    matrix, ntfy). Every string in it is escaped for that platform."""
+    t = rc.templates
+
+    def esc(value: object) -> Markup:
+        return t.escape(platform, value)
+
+    items = [
+        _item_context(item, platform, rc, number)
+        for number, item in enumerate(notification.items, start=1)
+    ]
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for item, ctx in zip(notification.items, items, strict=True):
+        sections.setdefault(item.rule, []).append(ctx)
+    period = notification.period
+    return {
+        "kind": notification.kind.value,
+        "channel": esc(notification.channel),
+        "count": len(items),
+        "items": items,
+        "sections": [
+            {"rule": esc(one_line(rule)), "stories": its} for rule, its in sections.items()
+        ],
+        "rules": [esc(one_line(r)) for r in notification.rules],
+        "period": None
+        if period is None
+        else {
+            "start": esc(when(period.start, rc.tz)),
+            "end": esc(when(period.end, rc.tz)),
+            "schedule": esc(period.schedule),
+            "late": period.late,
+        },
+        "reason": esc(notification.reason) if notification.reason else None,
+        "more": notification.more,
+        "created_at": esc(when(notification.created_at, rc.tz)),
+        "config": esc(rc.config_name) if rc.config_name else None,
+        "part": 1,
+        "parts": 1,
+    }
+
+
+def render_message(notification: Notification, rc: RenderContext) -> Message:
+    """Subject, plain text and HTML of ``notification`` (email, console)."""
+    t = rc.templates
+    text_ctx = notification_context(notification, "text", rc)
+    subject = one_line(t.render("text", notification.kind, "subject", text_ctx))
+    text_ctx["subject"] = subject
+    text = t.render("text", notification.kind, "body", text_ctx).rstrip("\n") + "\n"
+    html_ctx = notification_context(notification, "email", rc)
+    html_ctx["subject"] = t.escape("email", subject)
+    html = t.render("email", notification.kind, "body", html_ctx).rstrip("\n") + "\n"
     return Message(subject=subject, text=text, html=html)
 
 
-def alert_payload(alert: Alert) -> dict[str, Any]:
-    """The JSON object sent to webhooks and printed by ``console`` in json format."""
-    article = alert.article
-    return {
-        "id": delivery_key(alert),
-        "outbox_id": alert.outbox_id,
-        "rule": alert.rule,
-        "channel": alert.channel,
-        "title": article.title,
-        "link": article.link,
-        "source": article.source,
-        "published": article.published.isoformat() if article.published else None,
-        "summary": truncate(" ".join(article.summary.split()), SUMMARY_MAX),
-        "matched_terms": list(alert.explanation.terms),
-        "snippet": alert.explanation.snippet,
-        "highlights": [list(span) for span in alert.explanation.highlights],
-        "matched_at": alert.matched_at.isoformat(),
-    }
+def subject_line(notification: Notification, rc: RenderContext) -> str:
+    """The one-line subject (email subject, ntfy title, chat fallback text)."""
+    ctx = notification_context(notification, "text", rc)
+    return one_line(rc.templates.render("text", notification.kind, "subject", ctx))
+
+
+# --------------------------------------------------------------------------- packing
+
+
+def pack(
+    sizes: Sequence[int], *, limit: int, overhead: int = 0, max_per_part: int = 0
+) -> list[range]:
+    """Split items of the given ``sizes`` into consecutive parts.
+
+    Each part's items plus ``overhead`` (its header and footer) stay within
+    ``limit``, and a part holds at most ``max_per_part`` items (0: no cap).
+    An item too big for any part gets a part of its own; the caller renders
+    it in a shorter form. Always at least one part (possibly empty).
+    """
+    parts: list[range] = []
+    start = 0
+    used = overhead
+    for index, size in enumerate(sizes):
+        count = index - start
+        full = max_per_part and count >= max_per_part
+        if count and (used + size > limit or full):
+            parts.append(range(start, index))
+            start, used = index, overhead
+        used += size
+    parts.append(range(start, len(sizes)))
+    return parts
+
+
+def render_parts(
+    notification: Notification,
+    platform: str,
+    rc: RenderContext,
+    *,
+    limit: int,
+    cost: Callable[[str], int] = len,
+    max_per_part: int = 0,
+    join: str = "\n",
+) -> list[str]:
+    """Header + item blocks + footer of ``platform``'s templates, split into
+    parts of at most ``limit`` (as measured by ``cost``). An item whose block
+    alone does not fit is rendered by the ``short`` template (title and link,
+    cut to fit). Part headers know their number (``part``/``parts``)."""
+    t = rc.templates
+    ctx = notification_context(notification, platform, rc)
+    kind = notification.kind
+    blocks = [t.render(platform, kind, "item", {**ctx, "item": item}) for item in ctx["items"]]
+    probe = {**ctx, "part": 99, "parts": 99}
+    overhead = cost(t.render(platform, kind, "header", probe))
+    overhead += cost(t.render(platform, kind, "footer", probe)) + 2 * cost(join)
+    room = max(1, limit - overhead)
+    for i, block in enumerate(blocks):
+        if cost(block) + cost(join) > room:
+            blocks[i] = _short_block(t, platform, kind, ctx, ctx["items"][i], room, cost)
+    ranges = pack(
+        [cost(b) + cost(join) for b in blocks],
+        limit=limit,
+        overhead=overhead,
+        max_per_part=max_per_part,
+    )
+    out = []
+    for number, span in enumerate(ranges, start=1):
+        part_ctx = {**ctx, "part": number, "parts": len(ranges)}
+        pieces = [t.render(platform, kind, "header", part_ctx)]
+        pieces.extend(blocks[i] for i in span)
+        pieces.append(t.render(platform, kind, "footer", part_ctx))
+        out.append(join.join(p.strip("\n") for p in pieces if p.strip()))
+    return out
+
+
+def _short_block(
+    t: Templates,
+    platform: str,
+    kind: NotificationKind,
+    ctx: Mapping[str, Any],
+    item: Mapping[str, Any],
+    room: int,
+    cost: Callable[[str], int],
+) -> str:
+    block = t.render(platform, kind, "short", {**ctx, "item": item})
+    if cost(block) <= room:
+        return block
+    # Even title + link is too long (a link of thousands of characters):
+    # the number and the source are all that fit.
+    return str(t.escape(platform, f"{item['number']}. (too long to show)"))
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def sample_notifications() -> list[Notification]:
+    """One notification of every kind, with feed text that exercises the
+    templates (a Korean headline, markup, an also-reported-by list)."""
+    from datetime import UTC, datetime
+
+    from newswatch.model import Article, Explanation, Hit, Item, Outlet, Period
+
+    at = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    article = Article(
+        feed_key="sample",
+        entry_key="sample-1",
+        story_key="sample",
+        title='Russia and North Korea <sign> a "pact" & more · 러시아·북한',
+        summary="Russia and North Korea signed a treaty in Pyongyang.",
+        content="",
+        link="https://www.example.org/news/1?a=1&b=2",
+        canonical_url="https://www.example.org/news/1",
+        author="Yonhap",
+        categories=("politics",),
+        published=at,
+        source="Example News",
+        tags=("korea",),
+    )
+    explanation = Explanation(
+        hits=(Hit("russia", "summary", 0, 6),),
+        snippet="Russia and North Korea signed a treaty",
+        highlights=((0, 6), (11, 22)),
+    )
+    item = Item(
+        story_id=1,
+        article=article,
+        rules=("sample-rule", "other-rule"),
+        explanation=explanation,
+        matched_at=at,
+        also=(Outlet("Other Outlet", "Same story", "https://other.example/1", at),),
+        outbox_ids=(1, 2),
+    )
+    period = Period(at.replace(day=4), at, "daily 08:00", late=True)
+    out = []
+    for kind in NotificationKind:
+        count = {NotificationKind.ALERT: 1, NotificationKind.TEST: 0}.get(kind, 2)
+        items = (item,) * count
+        out.append(
+            Notification(
+                id=1,
+                key="nw-sample",
+                channel="sample-channel",
+                kind=kind,
+                items=items,
+                created_at=at,
+                period=period if kind is NotificationKind.DIGEST else None,
+                reason="held back: throttled" if kind is NotificationKind.SUMMARY else None,
+                more=2 if kind is NotificationKind.SUMMARY else 0,
+            )
+        )
+    return out
+
+
+def check_templates(templates: Templates) -> list[TemplateError]:
+    """Render every template the user folder overrides, for every kind of
+    notification: each problem as ``file:line: message`` (a config error at
+    load time, never a failed send at 3 a.m.)."""
+    from newswatch.notify.templates import PLATFORMS
+
+    names = templates.user_templates()
+    platforms = sorted({n.split("/", 1)[0] for n in names if "/" in n})
+    problems: list[TemplateError] = []
+    for name in names:
+        folder = name.split("/", 1)[0] if "/" in name else ""
+        if folder not in PLATFORMS:
+            known = ", ".join(sorted(PLATFORMS))
+            where = f"{templates.user_dir}/{name}"
+            problems.append(TemplateError(where, 0, f"not in a template folder (use {known})"))
+    rc = RenderContext(templates=templates, config_name="sample.yaml")
+    seen: set[str] = set()
+    for platform in platforms:
+        if platform not in PLATFORMS:
+            continue
+        parts = sorted(templates.parts(platform))
+        for notification in sample_notifications():
+            ctx = notification_context(notification, platform, rc)
+            for part in parts:
+                if part in ITEM_PARTS:
+                    if not ctx["items"]:
+                        continue
+                    ctx = {**ctx, "item": ctx["items"][0]}
+                try:
+                    templates.render(platform, notification.kind, part, ctx)
+                except TemplateError as exc:
+                    if str(exc) not in seen:  # once, for the first kind it broke
+                        seen.add(str(exc))
+                        reason = f"{exc.reason} (rendering a sample {notification.kind.value})"
+                        problems.append(TemplateError(exc.file, exc.line, reason))
+    return problems

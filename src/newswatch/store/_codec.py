@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from newswatch.model import Alert, Article, Explanation, Hit
-from newswatch.store.base import FeedState, OutboxRow, OutboxStatus
+from newswatch.model import Article, Explanation, Hit, NotificationKind
+from newswatch.store.base import (
+    KEEP,
+    FeedState,
+    FeedUpdate,
+    NotificationRow,
+    NotificationStatus,
+    OutboxRow,
+    OutboxStatus,
+    PendingRow,
+)
 
 
-def article_values(article: Article, first_seen_at: datetime) -> dict[str, Any]:
+def aware_utc(value: object) -> datetime | None:
+    """A timestamp from an aggregate (``max``), which SQLite returns as text
+    without our column type: aware UTC."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        raise TypeError(f"not a timestamp: {value!r}")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def article_values(
+    article: Article, first_seen_at: datetime, content_hash: str | None = None
+) -> dict[str, Any]:
     return {
         "feed_key": article.feed_key,
         "entry_key": article.entry_key,
@@ -25,6 +47,7 @@ def article_values(article: Article, first_seen_at: datetime) -> dict[str, Any]:
         "published": article.published,
         "source": article.source,
         "tags": list(article.tags),
+        "content_hash": content_hash,
         "first_seen_at": first_seen_at,
         "last_seen_at": first_seen_at,
     }
@@ -77,7 +100,7 @@ def explanation_from_json(data: Any) -> Explanation:
     return Explanation(hits=hits, snippet=str(data.get("snippet") or ""), highlights=highlights)
 
 
-def feed_state_from_row(row: Mapping[Any, Any], articles: int) -> FeedState:
+def feed_state_from_row(row: Mapping[Any, Any]) -> FeedState:
     return FeedState(
         feed_key=row["feed_key"],
         etag=row["etag"],
@@ -88,7 +111,54 @@ def feed_state_from_row(row: Mapping[Any, Any], articles: int) -> FeedState:
         last_error=row["last_error"],
         last_attempt_at=row["last_attempt_at"],
         last_success_at=row["last_success_at"],
-        articles=articles,
+        articles=row["article_count"],
+        label=row["label"],
+        title=row["title"],
+        active=bool(row["active"]),
+        body_hash=row["body_hash"],
+        interval_s=row["interval_s"],
+        last_status=row["last_status"],
+        status=row["status"],
+        moved_to=row["moved_to"],
+        failing_since=row["failing_since"],
+        alerted_at=row["alerted_at"],
+        host=row["host"],
+    )
+
+
+def feed_update_values(update: FeedUpdate) -> dict[str, Any]:
+    """The columns a poll writes. Leases are released; a success resets the
+    error count, a failure is counted by the caller (an expression)."""
+    values: dict[str, Any] = {
+        "last_attempt_at": update.at,
+        "next_poll_at": update.next_poll_at,
+        "lease_until": None,
+        "last_error": update.error,
+        "status": update.status,
+    }
+    if update.last_status is not None:
+        values["last_status"] = update.last_status
+    if update.ok:
+        values.update(consecutive_errors=0, last_success_at=update.at, failing_since=None)
+    for name in ("etag", "last_modified", "body_hash", "interval_s", "moved_to", "title"):
+        value = getattr(update, name)
+        if value is not KEEP:
+            values[name] = value
+    if update.alerted_at is not KEEP:
+        values["alerted_at"] = update.alerted_at
+    return values
+
+
+def pending_from_row(row: Mapping[Any, Any]) -> PendingRow:
+    return PendingRow(
+        id=row["id"],
+        rule=row["rule"],
+        channel=row["channel"],
+        target_id=row["target_id"],
+        story_id=row["story_id"],
+        created_at=row["created_at"],
+        hold_until=row["hold_until"],
+        hold_reason=row["hold_reason"],
     )
 
 
@@ -97,27 +167,40 @@ def outbox_row_from_row(row: Mapping[Any, Any]) -> OutboxRow:
         id=row["id"],
         rule=row["rule"],
         channel=row["channel"],
+        target_id=row["target_id"],
         feed_key=row["feed_key"],
         title=row["title"],
         link=row["link"],
         status=OutboxStatus(row["status"]),
+        notification_id=row["notification_id"],
+        created_at=row["created_at"],
+        hold_until=row["hold_until"],
+        hold_reason=row["hold_reason"],
+        sent_at=row["sent_at"],
+        last_error=row["last_error"],
+        attempts=row["attempts"] or 0,
+    )
+
+
+def notification_row_from_row(
+    row: Mapping[Any, Any],
+    titles: tuple[tuple[str, str], ...] = (),
+    rules: tuple[str, ...] = (),
+) -> NotificationRow:
+    return NotificationRow(
+        id=row["id"],
+        key=row["key"],
+        channel=row["channel"],
+        kind=NotificationKind(row["kind"]),
+        status=NotificationStatus(row["status"]),
         attempts=row["attempts"],
+        items=row["items"],
         created_at=row["created_at"],
         next_attempt_at=row["next_attempt_at"],
         sent_at=row["sent_at"],
         last_error=row["last_error"],
-    )
-
-
-def alert_from_row(row: Mapping[Any, Any]) -> Alert:
-    """An Alert from a ``_queries.alerts`` row."""
-    return Alert(
-        outbox_id=row["outbox_id"],
-        rule=row["outbox_rule"],
-        channel=row["outbox_channel"],
-        article=article_from_row(row),
-        explanation=explanation_from_json(row["explanation"]),
-        # A route without a stored match (not expected) still gets sent.
-        matched_at=row["matched_at"] or row["outbox_created_at"],
-        attempt=row["outbox_attempts"],
+        titles=titles,
+        rules=rules,
+        period_end=row["period_end"],
+        late=bool(row["late"]),
     )

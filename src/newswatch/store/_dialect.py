@@ -188,3 +188,23 @@ def insert_ignore(conn: Connection, table: Table, *conflict_columns: str) -> Ins
     if name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
     raise ValueError(f"unsupported database {name!r}: use SQLite or PostgreSQL")
+
+
+def upsert_add(
+    conn: Connection,
+    table: Table,
+    *,
+    key: dict[str, Any],
+    add: dict[str, int],
+    set_: dict[str, Any] | None = None,
+) -> Insert:
+    """``INSERT key+add+set_ ... ON CONFLICT (key) DO UPDATE SET col = col +
+    excluded.col`` for ``add``, ``col = excluded.col`` for ``set_``: a counter."""
+    name = conn.dialect.name
+    dialect_insert = postgresql.insert if name == "postgresql" else sqlite.insert
+    if name not in ("postgresql", "sqlite"):
+        raise ValueError(f"unsupported database {name!r}: use SQLite or PostgreSQL")
+    stmt = dialect_insert(table).values({**key, **add, **(set_ or {})})
+    changes: dict[str, Any] = {c: table.c[c] + stmt.excluded[c] for c in add}
+    changes.update({c: stmt.excluded[c] for c in set_ or {}})
+    return stmt.on_conflict_do_update(index_elements=list(key), set_=changes)

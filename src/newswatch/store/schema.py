@@ -11,12 +11,14 @@ from collections.abc import Callable
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -29,7 +31,11 @@ from newswatch.model import DeliveryMode
 from newswatch.store._dialect import BigId, UTCDateTime, lock_schema
 from newswatch.store.base import OutboxStatus
 
-SCHEMA_VERSION = 1
+# 1: feeds, articles, matches, outbox (one row per rule, channel, story key).
+# 2: notifications of N items; outbox per (rule, target, story) with holds;
+#    stories with identity keys and LSH bands; digest-period ledger; locks;
+#    mutes; indexed counts; feed keys are hashes (no URL credentials stored).
+SCHEMA_VERSION = 2
 
 # Stable constraint names, so a future migration can refer to them.
 metadata = MetaData(
@@ -52,16 +58,73 @@ meta = Table(
 feeds = Table(
     "feeds",
     metadata,
+    # A hash of the feed's source (config.feed_key): the URL, which may carry
+    # credentials, stays in the configuration.
     Column("feed_key", String, primary_key=True),
+    # What people see: the configured name, the feed's own <title>, or the
+    # masked URL (never a raw URL). Refreshed on every config load.
+    Column("label", Text),
+    Column("title", Text),  # the feed's <title>, once known
+    Column("host", String),  # for per-host claims (no credentials: host only)
+    # In the loaded configuration. Claims look at active feeds only, so they
+    # need no list of keys (a reload flips the flags).
+    Column("active", Boolean, nullable=False, default=True),
     Column("etag", Text),
     Column("last_modified", Text),
+    Column("body_hash", String(64)),  # unchanged body: no parse, even without a 304
     Column("next_poll_at", UTCDateTime),
     Column("lease_until", UTCDateTime),
+    Column("interval_s", Integer),  # the adaptive interval in use
     Column("consecutive_errors", Integer, nullable=False, default=0),
     Column("last_error", Text),
+    Column("last_status", Integer),  # HTTP status of the last answer
+    # ok | failing | gone (410) | moved (301/308 recorded) | disabled
+    Column("status", String(16), nullable=False, default="ok"),
+    Column("moved_to", Text),  # a permanent redirect's target (no credentials)
+    Column("failing_since", UTCDateTime),
+    Column("alerted_at", UTCDateTime),  # when the operator was told it is failing
     Column("last_attempt_at", UTCDateTime),
     Column("last_success_at", UTCDateTime),
+    Column("article_count", Integer, nullable=False, default=0),  # kept, not counted
     Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "active", "next_poll_at"),
+)
+
+# A story: the same news event, however many outlets and URLs carry it. The
+# store assigns its id in the ingest transaction.
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("title", Text, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    # False while the story was only recorded by a silent first poll: no rule
+    # was evaluated on it, so a later copy has no baseline to "newly match".
+    Column("evaluated", Boolean, nullable=False, default=True),
+    Index(None, "last_seen_at"),
+)
+
+# Exact identity keys of a story ("u:" canonical URL without scheme, "t:"
+# normalized title + date). Unique, so two replicas ingesting two copies at
+# once cannot found two stories for one key.
+story_keys = Table(
+    "story_keys",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("story_id", BigId, ForeignKey("stories.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Near-duplicate LSH bands (MinHash) of matched articles, in a window.
+story_bands = Table(
+    "story_bands",
+    metadata,
+    Column("band", Integer, nullable=False),
+    Column("hash", String(32), nullable=False),
+    Column("story_id", BigId, ForeignKey("stories.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    PrimaryKeyConstraint("band", "hash"),
 )
 
 articles = Table(
@@ -70,7 +133,9 @@ articles = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("feed_key", String, nullable=False),
     Column("entry_key", String, nullable=False),
+    # The URL identity key (its v1 name): kept for the rows written by v1.
     Column("story_key", String, nullable=False, index=True),
+    Column("story_id", BigId, ForeignKey("stories.id"), index=True),
     Column("title", Text, nullable=False),
     Column("summary", Text, nullable=False),
     Column("content", Text, nullable=False),
@@ -81,6 +146,7 @@ articles = Table(
     Column("published", UTCDateTime),
     Column("source", Text, nullable=False),
     Column("tags", JSON, nullable=False),  # list of str
+    Column("content_hash", String(64)),  # what an edit changes
     Column("first_seen_at", UTCDateTime, nullable=False),
     # Last poll whose document still held the entry: retention prunes by it,
     # so an entry a feed keeps serving is never forgotten and re-alerted.
@@ -101,6 +167,39 @@ matches = Table(
     Column("matched_at", UTCDateTime, nullable=False),
     UniqueConstraint("rule", "article_id"),
 )
+# Status page counts per rule over 24 h / 7 d are index range scans.
+Index("ix_matches_rule_matched_at", matches.c.rule, matches.c.matched_at)
+
+# What a channel is asked to send: 1..N items (outbox rows) of one kind. The
+# retry state lives here, so a retry resends the same notification with the
+# same key; its rows are marked sent together with it.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),  # idempotency key
+    Column("channel", String, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("target_id", String),
+    Column("schedule", Text),  # a digest's schedule (canonical text)
+    Column("period_start", UTCDateTime),
+    Column("period_end", UTCDateTime),
+    Column("late", Boolean, nullable=False, default=False),
+    Column("reason", Text),  # why items were held (summaries)
+    Column("more", Integer, nullable=False, default=0),
+    Column("items", Integer, nullable=False, default=0),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("parts_sent", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("lease_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("last_error", Text),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "channel", "status"),
+    Index(None, "created_at"),
+)
 
 outbox = Table(
     "outbox",
@@ -108,25 +207,86 @@ outbox = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("rule", String, nullable=False),
     Column("channel", String, nullable=False),
+    # The channel's immediate stream ("desk:immediate") or one of its digest
+    # schedules ("desk:digest:daily 08:00"); see notify.targets.
+    Column("target_id", String, nullable=False),
     Column("mode", String(16), nullable=False, default=DeliveryMode.IMMEDIATE.value),
     Column("article_id", BigId, ForeignKey("articles.id"), nullable=False),
-    Column("story_key", String, nullable=False),
+    Column("story_id", BigId, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
+    Column("notification_id", BigId, ForeignKey("notifications.id"), index=True),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("next_attempt_at", UTCDateTime),
-    Column("lease_until", UTCDateTime),
+    Column("not_before", UTCDateTime),  # informational: when the route expects it to go
+    # Held (quiet hours, throttle, a mute, a forming group) until then.
+    Column("hold_until", UTCDateTime),
+    Column("hold_reason", Text),
+    Column("composed_at", UTCDateTime),  # when it went into a notification
     Column("sent_at", UTCDateTime),
     Column("last_error", Text),
-    # The "one alert per (rule, story, channel)" invariant.
-    UniqueConstraint("rule", "channel", "story_key"),
-    Index(None, "status", "next_attempt_at"),
+    # The "one alert per (rule, target, story)" invariant.
+    UniqueConstraint("rule", "target_id", "story_id"),
+    Index(None, "status", "mode", "hold_until"),
+    Index(None, "target_id", "status"),
+    Index(None, "channel", "status"),
 )
 outbox.append_constraint(
     CheckConstraint(outbox.c.status.in_([s.value for s in OutboxStatus]), name="status")
 )
 outbox.append_constraint(
     CheckConstraint(outbox.c.mode.in_([m.value for m in DeliveryMode]), name="mode")
+)
+
+# One row per digest period that was composed (or found empty): unique on
+# (digest, period end), so a period is sent once across restarts and replicas.
+digest_periods = Table(
+    "digest_periods",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("digest_key", String, nullable=False),  # channel + schedule
+    Column("period_start", UTCDateTime, nullable=False),
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # queued | empty
+    Column("notification_id", BigId, ForeignKey("notifications.id")),
+    Column("late", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("digest_key", "period_end"),
+)
+
+# Singleton jobs across replicas (digests, retention, backfills): a lease.
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+)
+
+# Silences: a rule or channel muted until a time; held items go out later
+# (or are dropped when the mute says so).
+mutes = Table(
+    "mutes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # rule | channel
+    Column("name", String, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),  # unmuted early
+    Column("drop", Boolean, nullable=False, default=False),
+    Column("comment", Text),
+    Index(None, "until"),
+)
+
+# Matches per rule per UTC day: the status page's sparklines read 14 rows per
+# rule instead of counting matches.
+rule_stats = Table(
+    "rule_stats",
+    metadata,
+    Column("rule", String, nullable=False),
+    Column("day", String(10), nullable=False),  # YYYY-MM-DD (UTC)
+    Column("matches", Integer, nullable=False, default=0),
+    Column("last_match_at", UTCDateTime),
+    PrimaryKeyConstraint("rule", "day"),
 )
 
 
@@ -145,8 +305,11 @@ class SchemaVersionError(RuntimeError):
     """The database's schema is one this code cannot use."""
 
 
-# from_version -> step that brings a database to from_version + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+def _migrations() -> dict[int, Callable[[Connection], None]]:
+    """from_version -> the step that brings a database to from_version + 1."""
+    from newswatch.store import migrate
+
+    return migrate.MIGRATIONS
 
 
 def create_schema(conn: Connection) -> None:
@@ -169,7 +332,7 @@ def create_schema(conn: Connection) -> None:
             "at another database)"
         )
     while version < SCHEMA_VERSION:
-        step = MIGRATIONS.get(version)
+        step = _migrations().get(version)
         if step is None:
             raise SchemaVersionError(f"no migration from schema version {version} to {version + 1}")
         step(conn)
@@ -177,3 +340,21 @@ def create_schema(conn: Connection) -> None:
     conn.execute(
         meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
     )
+
+
+# The article columns an Article is rebuilt from (``_codec.article_from_row``).
+ARTICLE_FIELDS = (
+    "feed_key",
+    "entry_key",
+    "story_key",
+    "title",
+    "summary",
+    "content",
+    "link",
+    "canonical_url",
+    "author",
+    "categories",
+    "published",
+    "source",
+    "tags",
+)

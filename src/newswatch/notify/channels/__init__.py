@@ -17,6 +17,7 @@ from newswatch.notify.channels.base import Channel, ChannelContext, utcnow
 from newswatch.notify.channels.console import ConsoleChannel
 from newswatch.notify.channels.email import EmailChannel
 from newswatch.notify.channels.webhook import WebhookChannel
+from newswatch.notify.render import RenderContext
 
 __all__ = [
     "CHANNEL_TYPES",
@@ -48,12 +49,14 @@ def build_channel(
     out: TextIO | None = None,
     clock: Callable[[], datetime] = utcnow,
     tz: tzinfo = UTC,
+    render: RenderContext | None = None,
 ) -> Channel:
     """A channel for one ``channels:`` entry. The caller owns ``http``."""
     factory = CHANNEL_TYPES.get(cfg.type)
     if factory is None:
         raise ValueError(f"channel {name!r}: unknown type {cfg.type!r}")
-    return factory(name, cfg, ChannelContext(http=http, out=out, clock=clock, tz=tz))
+    ctx = ChannelContext(http=http, out=out, clock=clock, tz=tz, render=render)
+    return factory(name, cfg, ctx)
 
 
 def build_channels(
@@ -63,9 +66,13 @@ def build_channels(
     out: TextIO | None = None,
     clock: Callable[[], datetime] = utcnow,
     tz: tzinfo = UTC,
+    render: RenderContext | None = None,
 ) -> dict[str, Channel]:
-    """Every configured channel, by name."""
+    """Every configured channel, by name. ``render`` carries the templates
+    (a user folder overrides the defaults) and the time zone; when None, the
+    shipped templates in ``tz``."""
+    render = render or RenderContext(tz=tz)
     return {
-        name: build_channel(name, cfg, http=http, out=out, clock=clock, tz=tz)
+        name: build_channel(name, cfg, http=http, out=out, clock=clock, tz=tz, render=render)
         for name, cfg in channels.items()
     }

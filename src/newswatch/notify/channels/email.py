@@ -1,4 +1,5 @@
-"""Email channel: one multipart/alternative (text + HTML) message per alert, via SMTP.
+"""Email channel: one multipart/alternative (text + HTML) message per
+notification (an alert, a group, a digest with its table of contents), via SMTP.
 
 Headers are built with ``email.message.EmailMessage`` and ``policy.SMTP``, so
 non-ASCII subjects (Korean headlines) are RFC 2047 encoded and lines are
@@ -6,31 +7,35 @@ CRLF-terminated; feed text reaches a header only after ``render.one_line``
 folded its control characters, so a title cannot inject a header. The
 envelope recipients are the configured ones, never read from headers.
 
-The Message-ID derives from the outbox id and the story, so a retry of the
-same alert carries the same Message-ID and a client that got both shows one.
+The Message-ID derives from the notification's key, so a retry of the same
+notification carries the same Message-ID and a client that got both shows one.
 
-One SMTP connection per alert: simple and robust; alerts are few. A burst
-could share a connection later.
+One SMTP connection per delivery round: the first send of a round connects
+(STARTTLS, login), later sends reuse it one at a time, and ``flush`` (the
+round is over) says QUIT. A connection that fails mid-round is dropped and
+the next send opens a new one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.header
 import email.policy
 import email.utils
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime
 from email.message import EmailMessage
 
 import aiosmtplib
 
 from newswatch.config import EmailChannelConfig
-from newswatch.model import Alert, DeliveryResult, Message
+from newswatch.model import DeliveryResult, Message, Notification
 from newswatch.notify.channels.base import ChannelContext, utcnow
 from newswatch.notify.redact import clean_error, login_secrets
-from newswatch.notify.render import delivery_key, one_line, render_alert
+from newswatch.notify.render import RenderContext, render_message
+from newswatch.notify.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,7 @@ def _message_id_domain(from_addr: str) -> str:
 
 
 def build_email(
-    alert: Alert,
+    notification: Notification,
     message: Message,
     *,
     from_addr: str,
@@ -78,17 +83,18 @@ def build_email(
     subject_prefix: str,
     date: datetime,
 ) -> EmailMessage:
-    """The MIME message for one alert. Pure given ``date``."""
+    """The MIME message for one notification. Pure given ``date``."""
     msg = EmailMessage(policy=email.policy.SMTP)
     subject = one_line(f"{subject_prefix} {message.subject}")
     msg["Subject"] = subject if subject.isascii() else _EncodedSubject(subject)
     msg["From"] = from_addr
     msg["To"] = ", ".join(to)
     msg["Date"] = email.utils.format_datetime(date)
-    msg["Message-ID"] = f"<{delivery_key(alert)}@{_message_id_domain(from_addr)}>"
+    msg["Message-ID"] = f"<{notification.key}@{_message_id_domain(from_addr)}>"
     # RFC 3834: tells vacation responders and list servers not to answer.
     msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Newswatch-Rule"] = one_line(alert.rule)
+    msg["X-Newswatch-Rule"] = one_line(", ".join(notification.rules))
+    msg["X-Newswatch-Kind"] = notification.kind.value
     msg.set_content(message.text)
     if message.html is not None:
         msg.add_alternative(message.html, subtype="html")
@@ -97,7 +103,6 @@ def build_email(
 
 class EmailChannel:
     kind = "email"
-    max_length: int | None = None
 
     def __init__(
         self,
@@ -105,19 +110,22 @@ class EmailChannel:
         cfg: EmailChannelConfig,
         *,
         clock: Callable[[], datetime] = utcnow,
-        tz: tzinfo = UTC,
+        render: RenderContext | None = None,
     ) -> None:
         self.name = name
         self._cfg = cfg
         self._clock = clock
-        self._tz = tz
+        self._render = render or RenderContext()
         smtp = cfg.smtp
         password = smtp.password.get_secret_value() if smtp.password is not None else ""
         self._secrets = login_secrets(smtp.username, password) if password else []
+        self._smtp: aiosmtplib.SMTP | None = None
+        # One connection carries one message at a time.
+        self._lock = asyncio.Lock()
 
     @classmethod
     def from_config(cls, name: str, cfg: EmailChannelConfig, ctx: ChannelContext) -> EmailChannel:
-        return cls(name, cfg, clock=ctx.clock, tz=ctx.tz)
+        return cls(name, cfg, clock=ctx.clock, render=ctx.rendering)
 
     def describe(self) -> str:
         smtp = self._cfg.smtp
@@ -129,39 +137,44 @@ class EmailChannel:
     def __repr__(self) -> str:
         return f"<EmailChannel {self.name!r}: {self.describe()}>"
 
-    async def aclose(self) -> None:
-        """Nothing held between sends."""
+    async def flush(self) -> None:
+        """The round is over: say QUIT and close the connection."""
+        async with self._lock:
+            await self._disconnect(polite=True)
 
-    async def send(self, alert: Alert) -> DeliveryResult:
-        cfg, smtp = self._cfg, self._cfg.smtp
+    async def aclose(self) -> None:
+        await self.flush()
+
+    async def send(self, notification: Notification) -> DeliveryResult:
+        cfg = self._cfg
+        try:
+            message = render_message(notification, self._render)
+        except Exception as exc:  # a user template that fails at send time
+            return DeliveryResult.failed(
+                self._clean(f"email {self.name}: could not render: {type(exc).__name__}: {exc}")
+            )
         msg = build_email(
-            alert,
-            render_alert(alert, self._tz),
+            notification,
+            message,
             from_addr=cfg.from_,
             to=cfg.to,
             subject_prefix=cfg.subject_prefix,
             date=self._clock(),
         )
-        password = smtp.password.get_secret_value() if smtp.password is not None else None
-        login = smtp.username is not None and password is not None
-        try:
-            refused, _ = await aiosmtplib.send(
-                msg,
-                sender=email.utils.parseaddr(cfg.from_)[1] or cfg.from_,
-                recipients=[email.utils.parseaddr(a)[1] or a for a in cfg.to],
-                hostname=smtp.host,
-                port=smtp.port,
-                username=smtp.username if login else None,
-                password=password if login else None,
-                use_tls=smtp.tls,
-                # False, not None: None would mean "upgrade if offered".
-                start_tls=smtp.starttls,
-                timeout=smtp.timeout.total_seconds(),
-            )
-        except Exception as exc:  # mapped, never raised: see classify()
-            result = self.classify(exc)
-            log.debug("email %s: %s", self.name, result.error)
-            return result
+        async with self._lock:
+            try:
+                smtp = await self._connection()
+                refused, _ = await smtp.send_message(
+                    msg,
+                    sender=email.utils.parseaddr(cfg.from_)[1] or cfg.from_,
+                    recipients=[email.utils.parseaddr(a)[1] or a for a in cfg.to],
+                )
+            except Exception as exc:  # mapped, never raised: see classify()
+                # The connection may be half-dead: the next send opens a new one.
+                await self._disconnect(polite=False)
+                result = self.classify(exc)
+                log.debug("email %s: %s", self.name, result.error)
+                return result
         if refused:
             # Some recipients took it: re-sending would duplicate it for them,
             # so the attempt counts as delivered and the rest is logged.
@@ -169,7 +182,44 @@ class EmailChannel:
                 f"{addr}: {resp.code} {resp.message}" for addr, resp in refused.items()
             )
             log.warning("email %s: some recipients refused: %s", self.name, self._clean(detail))
-        return DeliveryResult.success()
+        return DeliveryResult.success(answer=f"accepted by {cfg.smtp.host}:{cfg.smtp.port}")
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        smtp_cfg = self._cfg.smtp
+        password = smtp_cfg.password.get_secret_value() if smtp_cfg.password is not None else None
+        login = smtp_cfg.username is not None and password is not None
+        smtp = aiosmtplib.SMTP(
+            hostname=smtp_cfg.host,
+            port=smtp_cfg.port,
+            use_tls=smtp_cfg.tls,
+            # False, not None: None would mean "upgrade if offered".
+            start_tls=smtp_cfg.starttls,
+            timeout=smtp_cfg.timeout.total_seconds(),
+        )
+        await smtp.connect()
+        try:
+            if login:
+                assert smtp_cfg.username is not None and password is not None
+                await smtp.login(smtp_cfg.username, password)
+        except BaseException:
+            smtp.close()
+            raise
+        self._smtp = smtp
+        return smtp
+
+    async def _disconnect(self, *, polite: bool) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        if polite and smtp.is_connected:
+            try:
+                await smtp.quit()
+                return
+            except Exception:  # the server went away first: closing is enough
+                pass
+        smtp.close()
 
     def classify(self, exc: BaseException) -> DeliveryResult:
         """An aiosmtplib/socket error -> retry or permanent failure, secrets scrubbed.

@@ -1,107 +1,79 @@
-"""Webhook channel: POST each alert as a JSON object (see ``render.alert_payload``).
+"""Webhook channel: POST each notification as one JSON document
+(``payload.notification_payload``, schema documented in docs/webhook.md).
 
 2xx is delivered. 408, 429 and 5xx are temporary (``Retry-After`` honoured,
 seconds or HTTP-date); any other status is permanent (a 404 will not fix
 itself). Transport errors (refused, reset, timeout) are temporary.
 
+Every request carries ``Idempotency-Key`` (the notification's key, the same
+on every retry) and, when ``secret`` is set, ``X-Newswatch-Signature:
+sha256=<hex HMAC-SHA256 of the exact body>`` so a receiver can check it came
+from us.
+
 The URL is a secret (its path or query usually carries the token): only
 scheme, host and port ever appear in descriptions and errors, and error text
-from httpx is scrubbed of every fragment of the URL and of header values.
+is scrubbed of every fragment of the URL, of header values and the secret.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from datetime import datetime
-
-import httpx
+import hashlib
+import hmac
+import json
 
 from newswatch.config import WebhookChannelConfig
-from newswatch.model import Alert, DeliveryResult
-from newswatch.notify.channels.base import ChannelContext, utcnow
-from newswatch.notify.redact import clean_error, mask_url, url_secrets
-from newswatch.notify.render import alert_payload, delivery_key
-from newswatch.notify.retry import parse_retry_after
+from newswatch.model import Notification
+from newswatch.notify.channels.base import ChannelContext, HttpChannel, HttpRequest
+from newswatch.notify.payload import notification_payload
+from newswatch.notify.redact import mask_url, url_secrets
 
-log = logging.getLogger(__name__)
-
-RETRY_STATUSES = frozenset({408, 429})
-# How much of a refusing server's answer to keep in the error (it often says why).
-_BODY_EXCERPT = 200
+SIGNATURE_HEADER = "X-Newswatch-Signature"
 
 
-class WebhookChannel:
+def signature(secret: str, body: bytes) -> str:
+    """``sha256=<hex>``: the HMAC-SHA256 of ``body`` under ``secret``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel(HttpChannel):
     kind = "webhook"
-    max_length: int | None = None
 
-    def __init__(
-        self,
-        name: str,
-        cfg: WebhookChannelConfig,
-        *,
-        http: httpx.AsyncClient,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.name = name
-        self._url = cfg.url.get_secret_value()
-        self._headers = {k: v.get_secret_value() for k, v in cfg.headers.items()}
-        self._timeout = cfg.timeout.total_seconds()
-        self._http = http
-        self._clock = clock
-        self._masked = mask_url(self._url)
-        self._secrets = url_secrets(self._url) + list(self._headers.values())
+    def __init__(self, name: str, cfg: WebhookChannelConfig, ctx: ChannelContext) -> None:
+        url = cfg.url.get_secret_value()
+        headers = {k: v.get_secret_value() for k, v in cfg.headers.items()}
+        secret = cfg.secret.get_secret_value() if cfg.secret is not None else None
+        super().__init__(
+            name,
+            http=ctx.http,
+            target=mask_url(url),
+            secrets=[*url_secrets(url), *headers.values(), *([secret] if secret else [])],
+            render=ctx.rendering,
+            clock=ctx.clock,
+            timeout=cfg.timeout.total_seconds(),
+        )
+        self._url = url
+        self._headers = headers
+        self._secret = secret
 
     @classmethod
     def from_config(
         cls, name: str, cfg: WebhookChannelConfig, ctx: ChannelContext
     ) -> WebhookChannel:
-        return cls(name, cfg, http=ctx.http, clock=ctx.clock)
+        return cls(name, cfg, ctx)
+
+    def requests(self, notification: Notification) -> list[HttpRequest]:
+        body = json.dumps(
+            notification_payload(notification), ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": notification.key,
+            **self._headers,
+        }
+        if self._secret:
+            headers[SIGNATURE_HEADER] = signature(self._secret, body)
+        return [HttpRequest(url=self._url, content=body, headers=headers)]
 
     def describe(self) -> str:
-        return f"webhook {self._masked}"
-
-    def __repr__(self) -> str:
-        return f"<WebhookChannel {self.name!r}: {self.describe()}>"
-
-    async def aclose(self) -> None:
-        """Nothing to close: the HTTP client is shared and owned by the caller."""
-
-    async def send(self, alert: Alert) -> DeliveryResult:
-        headers = {"Idempotency-Key": delivery_key(alert), **self._headers}
-        try:
-            response = await self._http.post(
-                self._url,
-                json=alert_payload(alert),
-                headers=headers,
-                timeout=self._timeout,
-                follow_redirects=False,
-            )
-        except httpx.TimeoutException as exc:
-            return DeliveryResult.retry(self._error(f"timed out ({type(exc).__name__})"))
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            return DeliveryResult.failed(self._error(f"{type(exc).__name__}: {exc}"))
-        except (httpx.TransportError, OSError) as exc:
-            return DeliveryResult.retry(self._error(f"{type(exc).__name__}: {exc}"))
-        return self.classify(response)
-
-    def classify(self, response: httpx.Response) -> DeliveryResult:
-        status = response.status_code
-        if 200 <= status < 300:
-            return DeliveryResult.success()
-        error = self._error(f"HTTP {status} {response.reason_phrase}{self._excerpt(response)}")
-        if status in RETRY_STATUSES or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
-            return DeliveryResult.retry(error, retry_after=retry_after)
-        # 3xx (redirects are not followed: a POST should not wander) and 4xx.
-        return DeliveryResult.failed(error)
-
-    def _excerpt(self, response: httpx.Response) -> str:
-        try:
-            body = response.text[:_BODY_EXCERPT].strip()
-        except (UnicodeDecodeError, LookupError):
-            return ""
-        return f": {body}" if body else ""
-
-    def _error(self, text: str) -> str:
-        return clean_error(f"webhook {self._masked}: {text}", self._secrets)
+        signed = ", signed" if self._secret else ""
+        return f"webhook {self._target}{signed}"
