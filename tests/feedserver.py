@@ -37,9 +37,11 @@ import contextlib
 import gzip
 import json
 import socket
+import struct
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
@@ -48,7 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
-__all__ = ["FeedServer", "RecordedRequest", "Reply", "http_date"]
+__all__ = ["FeedServer", "RecordedRequest", "Reply", "compressed_zeros", "http_date"]
 
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 # How long stop() waits for handler threads; they exit promptly once their
@@ -58,6 +60,45 @@ _JOIN_SECONDS = 2.0
 # closes its pool cannot pin a handler thread.
 _IDLE_SECONDS = 10.0
 _CHUNK_BYTES = 64 * 1024
+# Headers of a reply that its 304 sends as well.
+_NOT_MODIFIED_HEADERS = frozenset({"cache-control", "expires", "vary", "content-location"})
+
+
+_BOMB_BLOCK = 1024 * 1024  # compressed_zeros builds its stream from blocks of this
+
+
+def compressed_zeros(size: int, coding: str = "gzip") -> bytes:
+    """A valid gzip (or zlib, for ``coding="deflate"``) stream of ``size`` zero
+    bytes: a decompression bomb, e.g. 1 GiB in about 1 MiB.
+
+    Built without compressing ``size`` bytes: after a full flush deflate
+    starts afresh, so every 1 MiB block compresses to the same bytes, which
+    are repeated; only the checksum runs over all the data (fast).
+    ``size`` must be a multiple of 1 MiB, at least 2 MiB.
+    """
+    if size % _BOMB_BLOCK or size < 2 * _BOMB_BLOCK:
+        raise ValueError("size must be a multiple of 1 MiB, at least 2 MiB")
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}[coding]
+    block = bytes(_BOMB_BLOCK)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    first = deflater.compress(block) + deflater.flush(zlib.Z_FULL_FLUSH)
+    repeated = deflater.compress(block) + deflater.flush(zlib.Z_FULL_FLUSH)
+    if deflater.compress(block) + deflater.flush(zlib.Z_FULL_FLUSH) != repeated:
+        raise AssertionError("deflate output of a block is not stable after a full flush")
+    trailer_size = 8 if coding == "gzip" else 4
+    last_block = deflater.flush()[:-trailer_size]  # the final (empty) block
+    blocks = size // _BOMB_BLOCK
+    if coding == "gzip":
+        crc = 0
+        for _ in range(blocks):
+            crc = zlib.crc32(block, crc)
+        trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+    else:
+        adler = 1
+        for _ in range(blocks):
+            adler = zlib.adler32(block, adler)
+        trailer = struct.pack(">I", adler)
+    return first + repeated * (blocks - 1) + last_block + trailer
 
 
 def http_date(epoch: float | None = None) -> str:
@@ -425,6 +466,10 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.last_modified is not None:
             headers["Last-Modified"] = reply.last_modified
         if reply.status == 200 and _not_modified(reply, request_headers):
+            # RFC 9110 15.4.5: a 304 carries the 200's caching headers too.
+            headers.update(
+                (k, v) for k, v in reply.headers.items() if k.lower() in _NOT_MODIFIED_HEADERS
+            )
             self._send(HTTPStatus.NOT_MODIFIED, headers, b"")
             return
         if reply.content_type is not None:

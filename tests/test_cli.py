@@ -127,7 +127,7 @@ def test_outbox_retry_needs_ids_or_all(tmp_path: Path) -> None:
     code, _, err = run_cli("outbox", "--config", str(cfg), "retry")
     assert code == 2 and "--all" in err
     code, out, _ = run_cli("outbox", "--config", str(cfg), "retry", "--all")
-    assert code == 0 and "0 dead letter(s)" in out
+    assert code == 0 and "0 dead notification(s)" in out
 
 
 # --------------------------------------------------------------------------- newswatch test

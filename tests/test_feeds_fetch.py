@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from feedserver import FeedServer, Reply, http_date
-from newswatch.feeds.fetch import MAX_REDIRECTS, Fetcher, _describe_http_error, default_user_agent
+from newswatch.feeds.describe import describe_http_error
+from newswatch.feeds.fetch import MAX_REDIRECTS, Fetcher, default_user_agent
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 MiB = 1024 * 1024
@@ -238,6 +239,25 @@ async def test_global_limit(server: FeedServer) -> None:
     assert server.max_in_flight("/slow.xml") == 3
 
 
+async def test_a_busy_host_does_not_hold_global_slots(server: FeedServer) -> None:
+    # Three feeds of one host (per_host=1) wait for that host; the per-host
+    # slot is taken first, so they hold no global slot while they wait, and
+    # a feed of another host ("localhost" here) gets a global slot at once.
+    server.route("/held.xml", body=RSS, hold=True)
+    server.route("/free.xml", body=RSS)
+    async with make_fetcher(concurrency=2, per_host=1) as f:
+        held = [asyncio.create_task(f.fetch(f"h{i}", server.url("/held.xml"))) for i in range(3)]
+        await asyncio.to_thread(server.wait_for_requests, 1, "/held.xml")
+        other = await asyncio.wait_for(f.fetch("o", f"http://localhost:{server.port}/free.xml"), 5)
+        assert other.ok
+        assert not any(task.done() for task in held)
+        server.route("/held.xml", body=RSS)  # stop holding, answer the one waiting
+        server.release()
+        results = await asyncio.gather(*held)
+    assert all(r.ok for r in results)
+    assert server.max_in_flight("/held.xml") == 1
+
+
 async def test_queue_time_does_not_count_against_the_deadline(server: FeedServer) -> None:
     server.route("/slow.xml", body=RSS, delay=0.3)
     async with make_fetcher(concurrency=1, per_host=1, timeout=1.0) as f:
@@ -320,18 +340,18 @@ def test_transport_error_texts() -> None:
         return exc
 
     dns = chained(socket.gaierror(-2, "Name or service not known"))
-    assert _describe_http_error(dns, "news.invalid") == (
+    assert describe_http_error(dns, "news.invalid") == (
         "DNS lookup for news.invalid failed: Name or service not known"
     )
     cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
     cert.verify_message = "certificate has expired"
-    assert _describe_http_error(chained(cert), "x.example") == (
+    assert describe_http_error(chained(cert), "x.example") == (
         "TLS certificate of x.example not accepted: certificate has expired"
     )
-    assert _describe_http_error(httpx.ConnectTimeout("t"), "x.example") == (
+    assert describe_http_error(httpx.ConnectTimeout("t"), "x.example") == (
         "connecting to x.example timed out"
     )
-    assert _describe_http_error(httpx.ReadTimeout("t"), "x.example") == (
+    assert describe_http_error(httpx.ReadTimeout("t"), "x.example") == (
         "x.example stopped responding (timed out)"
     )
 

@@ -76,7 +76,7 @@ def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int)
     for n in notes:
         when = n.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
         head = f"#{n.id} {n.status.value:<7} {n.kind.value:<7} {n.channel}  {n.items} item(s)"
-        head += f", attempt {n.attempts}, {when}"
+        head += f" [{', '.join(n.rules)}], attempt {n.attempts}, {when}"
         if n.late:
             head += " (late)"
         click.echo(head)

@@ -22,6 +22,15 @@ class FetchResult:
 
     Exactly one of three shapes: ``body`` holds new bytes; ``not_modified`` is
     True (HTTP 304, nothing to parse); or ``error`` says why nothing came.
+
+    ``url`` is where the document came from after redirects, without
+    credentials; it keeps the query, since relative links resolve against
+    it, so it must not be shown to people (the query may hold a token).
+    The politeness signals are for the poll scheduler: ``retry_after``
+    (seconds, from a 429/503 Retry-After), ``max_age`` (seconds, the
+    Cache-Control max-age of a 200/304), ``moved_to`` (the final URL when
+    every redirect hop was permanent, 301/308, and it answered 200/304;
+    no credentials) and ``gone`` (HTTP 410).
     """
 
     feed_key: str
@@ -35,6 +44,10 @@ class FetchResult:
     error: str | None = None
     elapsed: float = 0.0  # seconds
     content_type: str | None = None
+    retry_after: float | None = None
+    max_age: float | None = None
+    moved_to: str | None = None
+    gone: bool = False
 
     @property
     def ok(self) -> bool:

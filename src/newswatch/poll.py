@@ -171,6 +171,7 @@ class Poller:
             source,
             etag=state.etag if state else None,
             last_modified=state.last_modified if state else None,
+            allow_private=feed.allow_private,
         )
         if fetch.error is not None:
             return await self._fail(feed, fetch.error, state)
@@ -286,7 +287,7 @@ class Poller:
         )
 
     async def _dry_run_feed(self, feed: FeedConfig) -> FeedOutcome:
-        fetch = await self.fetcher.fetch(feed.key, feed.source)
+        fetch = await self.fetcher.fetch(feed.key, feed.source, allow_private=feed.allow_private)
         if fetch.error is not None:
             return FeedOutcome(feed.key, feed.display_name, "failed", error=fetch.error)
         try:

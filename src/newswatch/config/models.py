@@ -139,6 +139,8 @@ class FeedConfig(_Frozen):
     every: Duration | None = None
     tags: tuple[str, ...] = ()
     backfill: Backfill = None
+    # Let redirects leave for loopback, private and link-local addresses (SSRF guard).
+    allow_private: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> FeedConfig:

@@ -1,10 +1,11 @@
 """Feeds: fetch (httpx) -> parse (feedparser, JSON Feed; in ``parsepool``
-worker processes) -> normalize (pure).
+worker processes) -> normalize (pure); discover (pure).
 
 Each step is its own module with a small surface; this package re-exports it.
 """
 
-from newswatch.feeds.fetch import Fetcher, default_user_agent
+from newswatch.feeds.discover import discover_feeds
+from newswatch.feeds.fetch import Fetcher, default_user_agent, host_key
 from newswatch.feeds.normalize import (
     canonical_url,
     entry_key,
@@ -32,7 +33,9 @@ __all__ = [
     "canonical_url",
     "declared_interval",
     "default_user_agent",
+    "discover_feeds",
     "entry_key",
+    "host_key",
     "html_to_text",
     "make_parser",
     "normalize_entry",

@@ -1,60 +1,74 @@
-"""Fetch feed documents over HTTP(S) or from local files -> ``FetchResult``.
+"""Fetch feed documents and article pages -> ``FetchResult``.
 
-This is the only module that talks to feed servers. Its contract:
+This is the only module that talks to feed servers, and feed servers are
+hostile. Its contract:
 
-- ``Fetcher.fetch`` never raises (except cancellation): every failure comes
-  back as ``FetchResult.error``, a short sentence for ``newswatch feeds``.
-  Error texts never contain URLs or headers, so a token in a feed URL cannot
-  leak into logs through them.
+- ``Fetcher.fetch`` and ``Fetcher.fetch_page`` never raise (except
+  cancellation): every failure comes back as ``FetchResult.error``, a short
+  sentence for ``newswatch feeds`` that never holds a URL, a credential or a
+  request header (``describe``).
+- Memory: the body is read raw and decoded here (``decode``), one coding at
+  most, bounded output per step, so the decoded-size cap holds while
+  streaming and no bomb can inflate past it.
+- Deadline: one per fetch, over the whole response (a server trickling a
+  byte a second is cut off; httpx's timeouts are per read, so they never
+  fire on a trickle). Time spent waiting for a slot does not count.
+- Addresses: redirects are followed one hop at a time (``hops``). A hop that
+  leaves the configured URL's host may only reach public addresses, and an
+  article page (its URL comes from a feed) only public addresses at every
+  hop, unless the feed says ``allow_private``; the check runs where the
+  socket connects, after DNS (``netguard``).
 - Politeness: one shared connection pool, a global limit on concurrent
-  fetches and a per-host limit, conditional GET, an honest User-Agent.
-- Safety: an overall deadline per fetch (a server trickling one byte per
-  second is cut off; httpx's timeouts are per read, so they never fire on a
-  trickle) and a cap on the decompressed body size (gzip bombs).
+  fetches and a per-host limit (``host_key``), conditional GET, an honest
+  User-Agent, and the server's pacing signals passed on (Retry-After,
+  Cache-Control max-age, permanent moves, 410 Gone).
+- Credentials in a URL (``https://user:pw@host/``) become an Authorization
+  header for that origin only and are stripped from ``FetchResult.url`` and
+  ``moved_to``. The query stays in ``FetchResult.url`` (relative links
+  resolve against it), so the poll layer must never show that URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import errno
-import http
 import importlib.metadata
-import socket
-import ssl
-import stat
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
 from typing import Self
-from urllib.parse import urlsplit, urlunsplit
-from urllib.request import url2pathname
+from urllib.parse import urlsplit
 
 import httpx
 
+from newswatch.feeds.describe import describe_http_error, describe_invalid_url, too_large
+from newswatch.feeds.hops import MAX_REDIRECTS, Ask, Hops, Refused, valid_port
+from newswatch.feeds.localfile import read_file
+from newswatch.feeds.netguard import (
+    AddressCheck,
+    PolicyTransport,
+    Resolver,
+    is_public_address,
+    resolve,
+)
+from newswatch.feeds.signals import host_key, strip_userinfo
 from newswatch.model import FetchResult
 
-__all__ = ["MAX_REDIRECTS", "Fetcher", "default_user_agent"]
-
-# Feeds move (http -> https, a new CMS, a CDN); a longer chain is a loop or a trap.
-MAX_REDIRECTS = 5
+__all__ = ["MAX_REDIRECTS", "Fetcher", "default_user_agent", "host_key"]
 
 PROJECT_URL = "https://github.com/newswatch/newswatch"
 
 # Feed types first; */* last because many servers mislabel feeds as text/html.
-_ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
-    "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
+_FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, "
+    "application/json;q=0.7, */*;q=0.5"
 )
-# Servers say when to come back on these; the hint goes into the error text.
-_RETRY_AFTER_STATUSES = frozenset({429, 503})
-# Characters of a server-chosen header value (Retry-After) echoed in an error.
-_MAX_ECHO_CHARS = 64
-# Idle keep-alive connections kept in the shared pool. Feeds are polled
-# minutes apart, so more would only hold sockets open on remote servers.
+_PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+# Idle keep-alive connections kept in each pool. Feeds are polled minutes
+# apart, so more would only hold sockets open on remote servers.
 _MAX_KEEPALIVE = 16
 
 
@@ -68,13 +82,18 @@ def default_user_agent() -> str:
 
 
 class Fetcher:
-    """Fetches feeds with shared limits. Use as ``async with Fetcher(...) as f``.
+    """Fetches feeds and pages with shared limits: ``async with Fetcher(...) as f``.
 
     ``timeout`` (seconds) is the overall deadline of one fetch, from the first
     byte sent to the last byte read; time spent waiting for a free slot does
-    not count. ``max_bytes`` caps the body after decompression. A ``client``
-    passed in is used as is (redirects are still followed per request) and is
-    not closed by the fetcher. ``clock`` stamps ``FetchResult.fetched_at``.
+    not count. ``max_bytes`` caps the body after decompression. ``clock``
+    stamps ``FetchResult.fetched_at``. ``is_public`` says which addresses
+    count as public (tests on loopback declare some 127.x addresses private)
+    and ``resolver`` turns a host name into addresses (both for the guarded
+    connections). A ``client`` passed in is used as is and not closed; its
+    transport makes the connections, so the address check can only look at
+    the peer after connecting, and refuses a guarded hop whose peer address
+    it cannot see.
     """
 
     def __init__(
@@ -87,6 +106,8 @@ class Fetcher:
         user_agent: str | None = None,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], datetime] | None = None,
+        is_public: AddressCheck = is_public_address,
+        resolver: Resolver = resolve,
     ) -> None:
         if concurrency < 1 or per_host < 1:
             raise ValueError("concurrency and per_host must be at least 1")
@@ -98,17 +119,16 @@ class Fetcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._clock = clock or _utc_now
-        self._headers = {"User-Agent": user_agent or default_user_agent(), "Accept": _ACCEPT}
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
-            timeout=httpx.Timeout(self._timeout),
-            limits=httpx.Limits(
-                max_connections=concurrency,
-                max_keepalive_connections=min(concurrency, _MAX_KEEPALIVE),
-            ),
+        limits = httpx.Limits(
+            max_connections=concurrency,
+            max_keepalive_connections=min(concurrency, _MAX_KEEPALIVE),
         )
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(self._timeout),
+            transport=PolicyTransport(limits=limits, is_public=is_public, resolver=resolver),
+        )
+        self._hops = Hops(self._client, user_agent or default_user_agent(), is_public)
 
     async def __aenter__(self) -> Self:
         return self
@@ -132,19 +152,32 @@ class Fetcher:
         source: str,
         etag: str | None = None,
         last_modified: str | None = None,
+        *,
+        allow_private: bool = False,
     ) -> FetchResult:
         """Fetch ``source``: an http(s) URL, a file:// URL or a local path.
 
         ``etag`` / ``last_modified`` are the validators of the previous fetch;
         when the document has not changed the result is ``not_modified`` and
-        carries them on. Never raises; failures are ``FetchResult.error``.
+        carries them on. The configured URL's host may be private (the
+        operator chose it); a redirect to another host must reach public
+        addresses only, unless ``allow_private``. Never raises.
         """
         try:
             scheme = urlsplit(source).scheme.lower()
         except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-            return self._refuse(feed_key, source, f"invalid URL: {_first_line(exc)}")
+            return self._refuse(feed_key, source, describe_invalid_url(exc))
         if scheme in ("http", "https"):
-            return await self._fetch_http(feed_key, source, etag, last_modified)
+            return await self._fetch_http(
+                feed_key,
+                source,
+                accept=_FEED_ACCEPT,
+                max_bytes=self._max_bytes,
+                trusted=True,
+                allow_private=allow_private,
+                etag=etag,
+                last_modified=last_modified,
+            )
         if scheme == "file" or scheme == "" or len(scheme) == 1:  # "C:\feeds" is a path
             return await self._fetch_file(feed_key, source, etag)
         return self._refuse(
@@ -153,8 +186,39 @@ class Fetcher:
             f"unsupported source {scheme!r}: use an http(s) URL, a file:// URL or a path",
         )
 
+    async def fetch_page(
+        self, url: str, *, allow_private: bool = False, max_bytes: int | None = None
+    ) -> FetchResult:
+        """Fetch an article or site page (full text, feed discovery).
+
+        Its URL comes from a hostile feed, so every hop, the first included,
+        must reach public addresses unless ``allow_private``, and only
+        http(s) is fetched (never a local file). Same slots, deadline and
+        signals as ``fetch``; ``max_bytes`` defaults to the fetcher's.
+        ``feed_key`` of the result is empty. Never raises.
+        """
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError as exc:
+            return self._refuse("", url, describe_invalid_url(exc))
+        if scheme not in ("http", "https"):
+            return self._refuse("", url, f"unsupported page URL scheme {scheme!r}: only http(s)")
+        limit = self._max_bytes if max_bytes is None else max_bytes
+        if limit < 1:
+            return self._refuse("", url, "max_bytes must be positive")
+        return await self._fetch_http(
+            "",
+            url,
+            accept=_PAGE_ACCEPT,
+            max_bytes=limit,
+            trusted=False,
+            allow_private=allow_private,
+        )
+
     def _refuse(self, feed_key: str, source: str, error: str) -> FetchResult:
-        return FetchResult(feed_key=feed_key, url=source, fetched_at=self._clock(), error=error)
+        return FetchResult(
+            feed_key=feed_key, url=strip_userinfo(source), fetched_at=self._clock(), error=error
+        )
 
     # ----------------------------------------------------------------- http
 
@@ -169,96 +233,60 @@ class Fetcher:
             yield
 
     async def _fetch_http(
-        self, feed_key: str, url: str, etag: str | None, last_modified: str | None
+        self,
+        feed_key: str,
+        url: str,
+        *,
+        accept: str,
+        max_bytes: int,
+        trusted: bool,
+        allow_private: bool,
+        etag: str | None = None,
+        last_modified: str | None = None,
     ) -> FetchResult:
         try:
-            host = httpx.URL(url).host.lower()
+            with_credentials = httpx.URL(url)
+            target = httpx.URL(strip_userinfo(url))
         except (httpx.InvalidURL, ValueError) as exc:
-            return self._refuse(feed_key, url, f"invalid URL: {_first_line(exc)}")
+            return self._refuse(feed_key, url, describe_invalid_url(exc))
+        host = host_key(url)
         if not host:
             return self._refuse(feed_key, url, "invalid URL: no host name")
+        if not valid_port(target):
+            return self._refuse(feed_key, url, "invalid URL: bad port")
+        user, password = with_credentials.username, with_credentials.password
+        ask = Ask(
+            url=target,
+            auth=httpx.BasicAuth(user, password) if user or password else None,
+            accept=accept,
+            max_bytes=max_bytes,
+            trusted_host=host if trusted else None,
+            allow_private=allow_private,
+            etag=etag,
+            last_modified=last_modified,
+        )
         async with self._http_slot(host):
             fetched_at = self._clock()
             started = time.monotonic()
-            # Credentials in a URL (https://user:pass@host/) become an
-            # Authorization header; they are kept out of the result.
-            result = FetchResult(
-                feed_key=feed_key, url=_without_userinfo(url), fetched_at=fetched_at
-            )
+            result = FetchResult(feed_key=feed_key, url=str(target), fetched_at=fetched_at)
             deadline = asyncio.timeout(self._timeout)
             try:
                 async with deadline:
-                    result = await self._get(result, url, etag, last_modified)
+                    result = await self._hops.get(result, ask)
             except TimeoutError:
                 if not deadline.expired():
                     raise
                 error = f"no complete response within {self._timeout:.1f}s"
                 result = dataclasses.replace(result, error=error)
+            except Refused as exc:
+                result = dataclasses.replace(result, error=str(exc))
             except httpx.HTTPError as exc:
-                result = dataclasses.replace(result, error=_describe_http_error(exc, host))
-            except httpx.InvalidURL:  # the URL itself was checked above
-                result = dataclasses.replace(result, error="redirected to an invalid URL")
+                error = describe_http_error(exc, _failed_host(exc, target))
+                result = dataclasses.replace(result, error=error)
             except Exception as exc:  # never let one feed's failure escape
-                error = f"{type(exc).__name__}: {_first_line(exc)}"
+                error = f"internal error while fetching: {type(exc).__name__}"
                 result = dataclasses.replace(result, error=error)
             return dataclasses.replace(result, elapsed=time.monotonic() - started)
-
-    async def _get(
-        self, result: FetchResult, url: str, etag: str | None, last_modified: str | None
-    ) -> FetchResult:
-        headers = dict(self._headers)
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
-        async with self._client.stream(
-            "GET", url, headers=headers, follow_redirects=True
-        ) as response:
-            result = dataclasses.replace(
-                result,
-                url=_without_userinfo(str(response.url)),
-                status=response.status_code,
-                content_type=response.headers.get("content-type"),
-            )
-            if response.status_code == http.HTTPStatus.NOT_MODIFIED:
-                return dataclasses.replace(
-                    result,
-                    not_modified=True,
-                    etag=response.headers.get("etag") or etag,
-                    last_modified=response.headers.get("last-modified") or last_modified,
-                )
-            if not response.is_success:
-                return dataclasses.replace(result, error=_status_error(response))
-            body = await self._read_capped(response)
-            if body is None:
-                return dataclasses.replace(result, error=self._too_large())
-            return dataclasses.replace(
-                result,
-                body=body,
-                etag=response.headers.get("etag"),
-                last_modified=response.headers.get("last-modified"),
-            )
-
-    async def _read_capped(self, response: httpx.Response) -> bytes | None:
-        """The decoded body, or None when it is larger than ``max_bytes``."""
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        declared = response.headers.get("content-length", "")
-        if encoding == "identity" and declared.isdigit() and int(declared) > self._max_bytes:
-            return None  # refuse before downloading anything
-        # aiter_bytes decompresses (gzip, deflate), so the cap counts what a
-        # bomb expands to. httpx inflates one network read (<= 64 KiB) at a
-        # time, which bounds the transient overshoot past the cap.
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self._max_bytes:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _too_large(self) -> str:
-        return f"body larger than {_format_size(self._max_bytes)} limit"
 
     # ----------------------------------------------------------------- files
 
@@ -272,7 +300,7 @@ class Fetcher:
                 async with deadline:
                     # Off the event loop: a file on a slow or hung network
                     # mount must not stall every other feed.
-                    read = await asyncio.to_thread(_read_file, source, self._max_bytes, etag)
+                    read = await asyncio.to_thread(read_file, source, self._max_bytes, etag)
             except TimeoutError:
                 if not deadline.expired():
                     raise
@@ -285,160 +313,21 @@ class Fetcher:
                     body=read.body,
                     not_modified=read.not_modified,
                     etag=read.etag,
-                    error=self._too_large() if read.too_large else read.error,
+                    error=too_large(self._max_bytes) if read.too_large else read.error,
                 )
             return dataclasses.replace(result, elapsed=time.monotonic() - started)
 
 
-# --------------------------------------------------------------------------- files
+# --------------------------------------------------------------------------- helpers
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _FileRead:
-    url: str
-    body: bytes | None = None
-    etag: str | None = None
-    not_modified: bool = False
-    too_large: bool = False
-    error: str | None = None
-
-
-def _read_file(source: str, max_bytes: int, etag: str | None) -> _FileRead:
-    """Read a local feed (runs in a worker thread).
-
-    The validator is an ETag made of the modification time (ns) and size, so
-    an unchanged file is reported ``not_modified`` without being re-parsed.
-    """
-    if source.lower().startswith("file:"):
-        parts = urlsplit(source)
-        if parts.netloc not in ("", "localhost"):
-            return _FileRead(url=source, error=f"file URL on a remote host: {parts.netloc}")
-        path = Path(url2pathname(parts.path))
-    else:
-        path = Path(source).expanduser()
-    url = source
+def _failed_host(exc: httpx.HTTPError, fallback: httpx.URL) -> str:
+    """The host of the hop that failed (a redirect may lead elsewhere)."""
     try:
-        url = path.resolve().as_uri()
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the thread forever
-            return _FileRead(url=url, error=f"not a regular file: {path}")
-        validator = f'"{info.st_mtime_ns:x}-{info.st_size:x}"'
-        if etag == validator:
-            return _FileRead(url=url, etag=validator, not_modified=True)
-        if info.st_size > max_bytes:
-            return _FileRead(url=url, too_large=True)
-        with path.open("rb") as f:
-            body = f.read(max_bytes + 1)  # the file may grow between stat and read
-    except FileNotFoundError:
-        return _FileRead(url=url, error=f"file not found: {path}")
-    except PermissionError:
-        return _FileRead(url=url, error=f"permission denied: {path}")
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return _FileRead(url=url, error=f"could not read {path}: {reason}")
-    if len(body) > max_bytes:
-        return _FileRead(url=url, too_large=True)
-    return _FileRead(url=url, body=body, etag=validator)
-
-
-# --------------------------------------------------------------------------- errors
+        return exc.request.url.host or fallback.host
+    except RuntimeError:  # an exception raised outside a request
+        return fallback.host
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _format_size(n: int) -> str:
-    if n >= 1024 * 1024:
-        return f"{n / (1024 * 1024):.1f} MiB"
-    if n >= 1024:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n} bytes"
-
-
-def _first_line(value: object) -> str:
-    text = "".join(ch if ch.isprintable() else " " for ch in str(value).split("\n", 1)[0])
-    return text[:200].strip()
-
-
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def _status_error(response: httpx.Response) -> str:
-    """``HTTP 404 Not Found``, plus the server's Retry-After hint if any."""
-    status = response.status_code
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = _first_line(response.reason_phrase)[:_MAX_ECHO_CHARS]
-    text = f"HTTP {status} {phrase}".rstrip()
-    retry_after = response.headers.get("retry-after")
-    if status in _RETRY_AFTER_STATUSES and retry_after:
-        text += f" (Retry-After: {_first_line(retry_after)[:_MAX_ECHO_CHARS]})"
-    return text
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, its causes and contexts, and exception-group members."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-
-
-_UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
-
-
-def _describe_connect_error(exc: httpx.ConnectError, host: str) -> str:
-    for cause in _causes(exc):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            reason = cause.verify_message or cause.reason or "certificate rejected"
-            return f"TLS certificate of {host} not accepted: {reason}"
-        if isinstance(cause, ssl.SSLError):
-            return f"TLS handshake with {host} failed: {cause.reason or cause}"
-        if isinstance(cause, socket.gaierror):
-            return f"DNS lookup for {host} failed: {cause.strerror or cause}"
-        if isinstance(cause, ConnectionRefusedError):
-            return f"connection to {host} refused"
-        if isinstance(cause, OSError) and cause.errno in _UNREACHABLE:
-            return f"{host} unreachable: {cause.strerror}"
-    return f"could not connect to {host}: {_first_line(exc) or type(exc).__name__}"
-
-
-def _describe_http_error(exc: httpx.HTTPError, host: str) -> str:
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"connecting to {host} timed out"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"{host} stopped responding (timed out)"
-    if isinstance(exc, httpx.ConnectError):
-        return _describe_connect_error(exc, host)
-    if isinstance(exc, httpx.TooManyRedirects):
-        return f"too many redirects (more than {MAX_REDIRECTS})"
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return "redirected to a URL that is not http(s)"
-    if isinstance(exc, httpx.DecodingError):
-        return f"could not decompress the response: {_first_line(exc)}"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"{host} broke the HTTP protocol: {_first_line(exc)}"
-    if isinstance(exc, httpx.NetworkError):
-        return f"connection to {host} lost: {_first_line(exc) or type(exc).__name__}"
-    return f"{type(exc).__name__}: {_first_line(exc)}"
-
-
-def host_key(url: str) -> str:
-    """The lower-cased host of ``url`` (per-host limits); "" when none."""
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""
