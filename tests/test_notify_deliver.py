@@ -421,14 +421,19 @@ async def test_a_killed_process_notifications_come_back_within_a_lease(
 
 
 async def test_leases_are_renewed_while_a_slow_send_runs(store: SqlStore, clock: Clock) -> None:
-    slow = ScriptedChannel("slow", [DeliveryResult.success()], delay=1.2)
+    """A send slower than the lease keeps its notification: another replica
+    looking after the first lease ran out finds nothing to claim."""
+    slow = ScriptedChannel("slow", [DeliveryResult.success()], delay=1.5)
     t = targets(["slow"], **NOW)
     enqueue(store, clock, t)
     loop = deliverer(store, {"slow": slow}, clock, t, lease=timedelta(seconds=3.3))
     task = asyncio.create_task(loop.deliver_due())
-    await asyncio.sleep(0.1)
-    clock.advance(timedelta(seconds=2))  # the lease would run out before the send ends
-    await asyncio.sleep(1.4)
+    await asyncio.sleep(0.2)
+    clock.advance(timedelta(seconds=3))  # the first lease would run out now ...
+    await asyncio.sleep(1.2)  # ... but the renewal (every 1.1 s) moved it on
+    clock.advance(timedelta(seconds=1))
+    other = store.claim_notifications(clock(), clock() + timedelta(seconds=30), 10)
+    assert other == []
     assert (await task).sent == 1
     assert [n.attempts for n in notes(store)] == [1]  # never claimed twice
 

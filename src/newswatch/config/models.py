@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from newswatch.keys import feed_key_for
+from newswatch.notify.redact import mask_feed_url
 from newswatch.periods import parse_quiet_hours, parse_schedule, parse_throttle
 
 # --------------------------------------------------------------------------- values
@@ -165,8 +166,20 @@ class FeedConfig(_Frozen):
         return feed_key_for(self.source)
 
     @property
+    def label(self) -> str:
+        """What people see for this feed (logs, CLI, pages, metrics, alerts):
+        its name, else its URL without credentials and with query values
+        masked, else its path. Never a secret. (Once a feed without a name
+        was read, the poll layer shows its own <title> instead.)"""
+        if self.name:
+            return self.name
+        if self.url is not None:
+            return mask_feed_url(self.url)
+        return self.path or "?"
+
+    @property
     def display_name(self) -> str:
-        return self.name or self.url or self.path or "?"
+        return self.label
 
 
 # --------------------------------------------------------------------------- channels

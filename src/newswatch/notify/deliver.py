@@ -317,7 +317,7 @@ class Deliverer:
         now = self._clock()
         plural = "s" if len(n.items) != 1 else ""
         what = f"{n.kind.value} {n.id} ({len(n.items)} item{plural}) via {n.channel!r}"
-        parts = max(n.parts_sent, result.parts_sent)
+        parts = result.parts_sent  # absolute: channels skip n.parts_sent themselves
         try:
             if result.ok:
                 state.sent += 1

@@ -42,6 +42,27 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}/{MASK}" if hidden else f"{parts.scheme}://{netloc}/"
 
 
+def mask_feed_url(url: str) -> str:
+    """A feed URL fit to show people: no credentials, every query value
+    masked, the path kept (it names the feed): ``host/rss.xml?token=****``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return MASK
+    if not parts.scheme or not host:
+        return MASK
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    query = "&".join(
+        f"{key}={MASK}" if value else key
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return f"{parts.scheme}://{netloc}{parts.path or '/'}" + (f"?{query}" if query else "")
+
+
 def url_secrets(url: str) -> list[str]:
     """The parts of a URL that may carry a credential, for ``scrub``."""
     found = [url]
