@@ -543,3 +543,25 @@ def test_stats_add_and_print() -> None:
     assert total.settled == 4
     assert str(total) == "1 sent, 2 retried, 1 dead, 4 deferred"
     assert str(DeliveryStats(sent=2)) == "2 sent, 0 retried, 0 dead"
+
+
+async def test_a_paced_hand_back_is_a_deferral_not_a_failure(
+    store: SqlStore, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    paced = DeliveryResult(
+        ok=False, error="paced: 3 of 9 parts sent", retry_after=20.0, parts_sent=3, deferred=True
+    )
+    chat = ScriptedChannel("chat", [paced, DeliveryResult.success(parts_sent=9)])
+    t = targets(["chat"], **NOW)
+    enqueue(store, clock, t)
+    loop = deliverer(store, {"chat": chat}, clock, t)
+    with caplog.at_level("INFO", logger="newswatch"):
+        assert await loop.deliver_due() == DeliveryStats(deferred=1, composed=1)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # nothing is failing
+    [n] = notes(store)
+    assert (n.status, n.attempts) == (NotificationStatus.PENDING, 0)
+    assert n.next_attempt_at == clock() + timedelta(seconds=20)
+    assert await loop.deliver_due() == DeliveryStats()  # not before its turn
+    clock.advance(timedelta(seconds=20))
+    assert await loop.deliver_due() == DeliveryStats(sent=1)
+    assert [(x.attempt, x.parts_sent) for x in chat.sent] == [(1, 0), (1, 3)]

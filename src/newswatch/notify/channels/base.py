@@ -203,7 +203,7 @@ class HttpChannel:
                     f"the next may go in {later:.1f}s"
                 )
                 paced = DeliveryResult.retry(error, retry_after=later)
-                return dataclasses.replace(paced, parts_sent=number)
+                return dataclasses.replace(paced, parts_sent=number, deferred=True)
             result = await self._send_one(requests[number])
             if result.answer:
                 answers.append(result.answer)
