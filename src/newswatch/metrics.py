@@ -132,8 +132,9 @@ class Metrics:
         version: str,
         store: StoreViews | None = None,
         clock: Callable[[], datetime],
-        ticks: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
+        # Seconds since each daemon loop's last progress (the daemon sets it).
+        self.ticks: Callable[[], Mapping[str, float]] | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.polls = Counter("newswatch_polls", "Feed polls by outcome.", ["outcome"], registry=r)
@@ -178,7 +179,7 @@ class Metrics:
         self.reload_ok.set(1)
         self.reload_at.set(clock().timestamp())
         if store is not None:
-            r.register(_StoreCollector(store, clock, ticks))
+            r.register(_StoreCollector(store, clock, self))
 
     def poll_cycle(self, cycle: PollCycle) -> None:
         self.cycle_seconds.observe(cycle.duration_s)
@@ -214,11 +215,11 @@ class _StoreCollector(Collector):
         self,
         store: StoreViews,
         clock: Callable[[], datetime],
-        ticks: Callable[[], Mapping[str, float]] | None,
+        owner: Metrics,
     ) -> None:
         self._store = store
         self._clock = clock
-        self._ticks = ticks
+        self._owner = owner
 
     def describe(self) -> list[Metric]:
         return []  # collected fresh each scrape; no fixed description
@@ -227,13 +228,14 @@ class _StoreCollector(Collector):
         now = self._clock()
         up = GaugeMetricFamily("newswatch_store_up", "1 if the state database answered.")
         out: list[Metric] = [up]
-        if self._ticks is not None:
+        ticks = self._owner.ticks
+        if ticks is not None:
             ages = GaugeMetricFamily(
                 "newswatch_loop_last_tick_age_seconds",
                 "Seconds since each daemon loop last made progress.",
                 labels=["loop"],
             )
-            for loop, age in sorted(self._ticks().items()):
+            for loop, age in sorted(ticks().items()):
                 ages.add_metric([loop], age)
             out.append(ages)
         try:

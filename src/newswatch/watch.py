@@ -1,5 +1,11 @@
 """Noticing configuration edits, and loading them where a bad file cannot hurt.
 
+``Reloader`` ties it together for the daemon: SIGHUP, the file watcher (or,
+where file watching is unavailable, a periodic look at the files' mtimes)
+ask for a reload; requests that arrive while one runs make one more; each
+reload loads off the loop, refuses a bad result (the problems are kept for
+the status page and the metric) or hands the new configuration over.
+
 ``ConfigWatcher`` waits on file-system events (``watchfiles``: inotify on
 Linux) for the configuration file, its rule files and folders and its
 template folder, and calls back once per burst of changes (an editor's
@@ -20,10 +26,12 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from newswatch.config import ConfigCache, LoadedConfig, load_config
+from newswatch.config import ConfigCache, ConfigError, LoadedConfig, Problem, load_config
+from newswatch.reloads import vanished_rules
 
 log = logging.getLogger("newswatch.reload")
 
@@ -162,5 +170,130 @@ async def run_off_loop(work: Callable[[], _T], *, deadline: float) -> _T:
         raise LoadTimeout(f"loading the configuration took over {deadline:g}s") from None
 
 
-def describe_roots(roots: Sequence[Path]) -> str:
-    return ", ".join(str(r) for r in roots) or "nothing"
+# --------------------------------------------------------------------------- reloader
+
+# Without file watching, the files' mtimes are looked at this often.
+FALLBACK_POLL = timedelta(seconds=3)
+
+
+class Reloadable(Protocol):
+    @property
+    def loaded(self) -> LoadedConfig: ...
+    async def reload(self, loaded: LoadedConfig) -> None: ...
+
+
+class Reloader:
+    """Reloads ``target``'s configuration when asked or when its files change.
+
+    ``problems`` holds the last refused reload's problems (empty once a
+    reload succeeds); ``on_result(ok)`` is told each outcome (the metric).
+    """
+
+    def __init__(
+        self,
+        target: Reloadable,
+        *,
+        clock: Callable[[], datetime],
+        on_result: Callable[[bool], None] = lambda ok: None,
+        watch: bool = True,
+        poll_every: timedelta = FALLBACK_POLL,
+        deadline: float = LOAD_DEADLINE_S,
+    ) -> None:
+        self._target = target
+        self._clock = clock
+        self._on_result = on_result
+        self._watch = watch
+        self._poll_every = poll_every.total_seconds()
+        self._deadline = deadline
+        self._cache = target.loaded.cache
+        self._wanted = asyncio.Event()
+        self._watcher = ConfigWatcher(lambda: self._target.loaded, self.request)
+        self._fingerprint = target.loaded.fingerprint()
+        self.problems: tuple[Problem, ...] = ()
+        self.error_at: datetime | None = None
+        self.reloaded_at: datetime = clock()
+        self.watching = False  # file events (True) or mtime polling
+
+    def request(self) -> None:
+        """Reload soon (SIGHUP, a file event); coalesces with a reload in progress."""
+        self._wanted.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch and reload until ``stop`` is set."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._watch_files(stop))
+            worker = tasks.create_task(self._work())
+            await stop.wait()
+            worker.cancel()  # a load in its thread is abandoned (a daemon thread)
+
+    async def _work(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            await self.reload_once()
+
+    async def _watch_files(self, stop: asyncio.Event) -> None:
+        if self._watch:
+            try:
+                self.watching = True
+                await self._watcher.run(stop)
+                return
+            except Exception as exc:  # no inotify, too many watches, ...
+                self.watching = False
+                log.warning(
+                    "watching the configuration files failed (%s: %s); "
+                    "looking at their mtimes every %gs instead",
+                    type(exc).__name__,
+                    exc,
+                    self._poll_every,
+                )
+        while not stop.is_set():
+            fingerprint = self._target.loaded.fingerprint()
+            if fingerprint != self._fingerprint:
+                self._fingerprint = fingerprint
+                self.request()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._poll_every)
+
+    async def reload_once(self) -> bool:
+        """Load, check and hand over the configuration; False if refused."""
+        current = self._target.loaded
+        path = current.path
+        try:
+            new = await load_off_loop(path, self._cache, deadline=self._deadline)
+        except ConfigError as exc:
+            return self._refuse(exc.details)
+        except LoadTimeout as exc:
+            self._cache = ConfigCache()  # the abandoned load may still be using the old one
+            return self._refuse([Problem(str(path), 0, "", str(exc))])
+        except Exception as exc:
+            log.exception("loading the configuration failed")
+            return self._refuse(
+                [Problem(str(path), 0, "", f"internal error: {type(exc).__name__}")]
+            )
+        finally:
+            self._fingerprint = current.fingerprint()
+        why = vanished_rules(current, new)
+        if why is not None:
+            return self._refuse([Problem(str(new.files[1]), 0, "rules", why)])
+        await self._target.reload(new)
+        self._fingerprint = new.fingerprint()
+        self.problems = ()
+        self.error_at = None
+        self.reloaded_at = self._clock()
+        self._on_result(True)
+        self._watcher.refresh()
+        return True
+
+    def _refuse(self, problems: Sequence[Problem]) -> bool:
+        # A bad edit never stops the daemon: the last good configuration
+        # keeps running, and the problems are said exactly, once per attempt.
+        self.problems = tuple(problems)
+        self.error_at = self._clock()
+        log.error(
+            "configuration not reloaded, still running the previous one:\n  %s",
+            "\n  ".join(str(p) for p in problems),
+        )
+        self._on_result(False)
+        self._watcher.refresh()
+        return False
