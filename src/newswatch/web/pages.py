@@ -255,7 +255,7 @@ def gather(
                 "channel": n.channel,
                 "kind": n.kind.value,
                 "status": n.status.value,
-                "items": n.items,
+                "count": n.items,
                 "rules": list(n.rules),
                 "titles": [(title, safe_href(link)) for title, link in n.titles],
                 "more": max(0, n.items - len(n.titles)),
