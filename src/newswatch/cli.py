@@ -378,11 +378,13 @@ def _ago(when: datetime | None) -> str:
     return f"{word}{amount}{suffix}"
 
 
-def _table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+def _table(rows: Sequence[Sequence[str]], summary: str | None = None) -> None:
+    """Aligned columns cut to the terminal's width, and a summary line."""
+    from newswatch.clitable import print_table
+
+    print_table(rows, summary)
 
 
-# The delivery commands (outbox, channels, digest) register on `main`.
-from newswatch import cli_delivery  # noqa: E402, F401
+# The delivery commands (outbox, channels, digest) and the operator commands
+# (mute, mutes, unmute, status) register on `main`.
+from newswatch import cli_delivery, cli_ops  # noqa: E402, F401
