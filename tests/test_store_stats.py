@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from newswatch.store import SqlStore, open_store
+from newswatch.store import HoldRows, SqlStore, open_store
 from newswatch.store._stats import SPARK_DAYS
 from store_helpers import DAY, MIN, T0, article, compose_each, ingest, item, specs, update
 
@@ -117,3 +117,16 @@ def test_summary_of_the_running_state(store: SqlStore) -> None:
     later = store.summary(T0 + 3 * DAY)
     assert later.sent_24h == 0
     assert later.last_sent_at == T0 + 2 * MIN
+
+
+def test_ending_a_mute_early_makes_what_it_held_due(store: SqlStore) -> None:
+    ingest(store, [item(article("a"), rules=("r1",), channels=("slack", "mail"))], at=T0)
+    rows = store.pending_due(T0, 100)
+    assert len(rows) == 2
+    store.apply([HoldRows(tuple(r.id for r in rows), T0 + 4 * 60 * MIN, "mute")], T0)
+    assert store.pending_due(T0 + MIN, 100) == []
+    mute = store.add_mute("channel", "slack", T0, T0 + 4 * 60 * MIN)
+    assert store.end_mute(mute.id, T0 + 2 * MIN)
+    due = store.pending_due(T0 + 2 * MIN, 100)
+    assert [r.channel for r in due] == ["slack"]  # mail's row is not this mute's
+    assert not store.end_mute(mute.id, T0 + 3 * MIN)  # once
