@@ -171,8 +171,11 @@ def cycle_line(outcomes: Sequence[_Outcome], seconds: float) -> tuple[int, str]:
     """The one line (level, message) a poll cycle logs; per-feed lines are DEBUG.
 
     WARNING when a feed started failing in this cycle (named, up to
-    ``NAMED_FEEDS``), else INFO. Feeds that keep failing are counted only;
-    ``newswatch feeds`` lists them with their errors.
+    ``NAMED_FEEDS``); INFO when something happened (new articles, alerts, a
+    recovery, a first poll); DEBUG for a quiet cycle (only 304s, unchanged
+    feeds, feeds that keep failing), so a daemon that polls every few
+    seconds does not write a line each time nothing changed. Feeds that
+    keep failing are counted only; ``newswatch feeds`` lists them.
     """
     ok = sum(o.status != "failed" for o in outcomes)
     new = sum(o.new_articles for o in outcomes)
@@ -193,7 +196,12 @@ def cycle_line(outcomes: Sequence[_Outcome], seconds: float) -> tuple[int, str]:
         parts.append(f"{len(recovered)} recovered: {_names(recovered)}")
     if silent:
         parts.append(f"{silent} first polls recorded without alerting (backfill: to alert)")
-    level = logging.WARNING if started else logging.INFO
+    if started:
+        level = logging.WARNING
+    elif new or alerts or recovered or silent:
+        level = logging.INFO
+    else:
+        level = logging.DEBUG
     return level, "; ".join(parts)
 
 

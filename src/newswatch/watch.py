@@ -43,6 +43,9 @@ DEBOUNCE_MS = 250
 LOAD_DEADLINE_S = 30.0
 # How often the watcher thread looks at its stop flag.
 _STEP_MS = 50
+# The watcher answers at least this often (an empty set when nothing
+# changed); its first answer after a (re)start compares the files once.
+_SETTLE_MS = 500
 _RULE_SUFFIXES = (".yaml", ".yml")
 
 _T = TypeVar("_T")
@@ -59,8 +62,32 @@ def watch_targets(loaded: LoadedConfig) -> tuple[set[Path], set[Path], set[Path]
     if config.templates:
         templates = (loaded.path.resolve().parent / config.templates).resolve()
         folders.add(templates)
+        # Templates live one level down, by kind (text/, email/, ...).
+        if templates.is_dir():
+            folders.update(p for p in templates.iterdir() if p.is_dir())
     roots = {f.parent for f in files} | folders
     return files, folders, {r for r in roots if r.is_dir()}
+
+
+def stamps(loaded: LoadedConfig) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of every watched file: the configuration, its
+    rule files, the YAML files of its rule folders and its templates."""
+    files, folders, _ = watch_targets(loaded)
+    found = set(files)
+    for folder in folders:
+        try:
+            found.update(p for p in folder.iterdir() if relevant(p, files, folders))
+        except OSError:
+            continue
+    out = []
+    for path in sorted(found):
+        try:
+            st = path.stat()
+        except OSError:
+            out.append((str(path), -1, -1))
+            continue
+        out.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
 def relevant(path: Path, files: set[Path], folders: set[Path]) -> bool:
@@ -88,10 +115,12 @@ class ConfigWatcher:
         current: Callable[[], LoadedConfig],
         on_change: Callable[[], None],
         *,
+        drifted: Callable[[], bool] = lambda: False,
         debounce_ms: int = DEBOUNCE_MS,
     ) -> None:
         self._current = current
         self._on_change = on_change
+        self._drifted = drifted
         self._debounce = debounce_ms
         self._restart = threading.Event()
         self.watching: tuple[Path, ...] = ()
@@ -111,14 +140,25 @@ class ConfigWatcher:
             if not roots:
                 await asyncio.sleep(1)
                 continue
+            settled = False
             async for changes in awatch(
                 *roots,
                 stop_event=_Flag(stop, self._restart),
                 debounce=self._debounce,
                 step=_STEP_MS,
+                rust_timeout=_SETTLE_MS,
+                yield_on_timeout=True,
                 recursive=False,
                 watch_filter=None,
             ):
+                if not settled:
+                    # The first answer after (re)starting: the watch is in
+                    # place, so an edit made while it was being set up (or
+                    # during the last load) is caught here, once.
+                    settled = True
+                    if self._drifted():
+                        self._on_change()
+                        continue
                 hits = sorted({p for _, p in changes if relevant(Path(p), files, folders)})
                 if hits:
                     log.debug("configuration files changed: %s", ", ".join(hits))
@@ -143,6 +183,9 @@ async def load_off_loop(
 async def run_off_loop(work: Callable[[], _T], *, deadline: float) -> _T:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[_T] = loop.create_future()
+    # A load given up on (deadline, shutdown) is awaited by nobody: its
+    # outcome is taken here, so it is not reported as never retrieved.
+    done.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def settle(result: _T | None, error: BaseException | None) -> None:
         if done.done():
@@ -207,12 +250,17 @@ class Reloader:
         self._deadline = deadline
         self._cache = target.loaded.cache
         self._wanted = asyncio.Event()
-        self._watcher = ConfigWatcher(lambda: self._target.loaded, self.request)
-        self._fingerprint = target.loaded.fingerprint()
+        self._watcher = ConfigWatcher(
+            lambda: self._target.loaded,
+            self.request,
+            drifted=lambda: stamps(self._target.loaded) != self._fingerprint,
+        )
+        self._fingerprint = stamps(target.loaded)
         self.problems: tuple[Problem, ...] = ()
         self.error_at: datetime | None = None
         self.reloaded_at: datetime = clock()
         self.watching = False  # file events (True) or mtime polling
+        self.attempts = 0  # reloads tried (accepted or refused)
 
     def request(self) -> None:
         """Reload soon (SIGHUP, a file event); coalesces with a reload in progress."""
@@ -248,7 +296,7 @@ class Reloader:
                     self._poll_every,
                 )
         while not stop.is_set():
-            fingerprint = self._target.loaded.fingerprint()
+            fingerprint = stamps(self._target.loaded)
             if fingerprint != self._fingerprint:
                 self._fingerprint = fingerprint
                 self.request()
@@ -257,8 +305,16 @@ class Reloader:
 
     async def reload_once(self) -> bool:
         """Load, check and hand over the configuration; False if refused."""
+        try:
+            return await self._reload()
+        finally:
+            self.attempts += 1
+
+    async def _reload(self) -> bool:
         current = self._target.loaded
         path = current.path
+        # Taken before reading: an edit during the load shows as a drift.
+        self._fingerprint = stamps(current)
         try:
             new = await load_off_loop(path, self._cache, deadline=self._deadline)
         except ConfigError as exc:
@@ -271,13 +327,12 @@ class Reloader:
             return self._refuse(
                 [Problem(str(path), 0, "", f"internal error: {type(exc).__name__}")]
             )
-        finally:
-            self._fingerprint = current.fingerprint()
         why = vanished_rules(current, new)
         if why is not None:
             return self._refuse([Problem(str(new.files[1]), 0, "rules", why)])
         await self._target.reload(new)
-        self._fingerprint = new.fingerprint()
+        if new.files != current.files:  # other files now: their stamps are the baseline
+            self._fingerprint = stamps(new)
         self.problems = ()
         self.error_at = None
         self.reloaded_at = self._clock()
