@@ -110,7 +110,7 @@ async def test_mute_drop_discards_and_a_muted_rule_leaves_others_alone(
         store = run.app.store
         await wait_until(lambda: len(store.outbox(OutboxStatus.DROPPED)) == 2)
         assert feeds.hits("/hook") == 0
-    code, out = cli("mutes", "-c", str(config))
+    _, out = cli("mutes", "-c", str(config))
     assert "rule seoul" in out and "dropped" in out and "1 mute(s) in force" in out
 
 

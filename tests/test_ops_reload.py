@@ -69,7 +69,7 @@ def setup(tmp_path: Path, feeds: FeedServer) -> tuple[Path, Path, LoadedConfig]:
 async def test_a_valid_edit_takes_effect_and_nothing_is_sent_twice(
     tmp_path: Path, feeds: FeedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config, rules, loaded = setup(tmp_path, feeds)
+    _config, rules, loaded = setup(tmp_path, feeds)
     async with running(loaded) as run:
         await wait_until(lambda: feeds.hits("/f.xml") >= 1)  # silent first poll
         feeds.route("/f.xml", body=items("old news", "Seoul one", "Busan one"))
@@ -125,7 +125,7 @@ async def test_a_timezone_edit_reaches_every_channel(tmp_path: Path, feeds: Feed
 
 
 async def test_a_feed_added_by_a_reload_is_polled(tmp_path: Path, feeds: FeedServer) -> None:
-    config, rules, loaded = setup(tmp_path, feeds)
+    config, _rules, loaded = setup(tmp_path, feeds)
     feeds.route("/new.xml", body=items("first"))
     async with running(loaded) as run:
         await wait_until(lambda: feeds.hits("/f.xml") >= 1)
@@ -142,7 +142,7 @@ async def test_a_feed_added_by_a_reload_is_polled(tmp_path: Path, feeds: FeedSer
 async def test_a_rule_disabled_by_a_reload_stops_alerting(
     tmp_path: Path, feeds: FeedServer
 ) -> None:
-    config, rules, loaded = setup(tmp_path, feeds)
+    _config, rules, loaded = setup(tmp_path, feeds)
     async with running(loaded) as run:
         await wait_until(lambda: feeds.hits("/f.xml") >= 1)
         rules.write_text(SEOUL.replace("group_wait: 0s}]", "group_wait: 0s}], enabled: false"))
@@ -160,7 +160,7 @@ async def test_a_rule_disabled_by_a_reload_stops_alerting(
 async def test_a_restart_only_setting_warns_and_keeps_its_value(
     tmp_path: Path, feeds: FeedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config, rules, loaded = setup(tmp_path, feeds)
+    config, _rules, loaded = setup(tmp_path, feeds)
     async with running(loaded) as run:
         caplog.set_level("INFO", logger="newswatch")
         config.write_text(main_config(tmp_path, feeds, extra="poll: {concurrency: 3}\n"))
@@ -221,7 +221,7 @@ async def test_each_bad_edit_keeps_the_old_config_and_says_where(
             target.write_text(edit(good))
             if not watch:
                 os.kill(os.getpid(), signal.SIGHUP)
-            await wait_until(lambda: run.daemon.reloader.attempts > before, within=5)
+            await wait_until(lambda n=before: run.daemon.reloader.attempts > n, within=5)
             problems = run.daemon.reloader.problems
             assert problems, kind
             assert run.app.loaded is good_app, kind  # the old configuration runs on
@@ -237,7 +237,7 @@ async def test_each_bad_edit_keeps_the_old_config_and_says_where(
             target.write_text(good)
             if not watch:
                 os.kill(os.getpid(), signal.SIGHUP)
-            await wait_until(lambda: run.daemon.reloader.attempts > before, within=5)
+            await wait_until(lambda n=before: run.daemon.reloader.attempts > n, within=5)
             assert not run.daemon.reloader.problems, kind
             good_app = run.app.loaded
         assert "newswatch_config_last_reload_successful 1.0" in (await run.get("/metrics")).text
@@ -283,7 +283,7 @@ async def test_a_stuck_load_is_given_up_and_never_holds_up_sigterm(
 ) -> None:
     import newswatch.watch as watch
 
-    config, rules, loaded = setup(tmp_path, feeds)
+    _config, _rules, loaded = setup(tmp_path, feeds)
     release = threading.Event()
 
     def stuck(*args: object, **kwargs: object) -> LoadedConfig:

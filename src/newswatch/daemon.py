@@ -351,6 +351,7 @@ class Daemon:
                 grace.total_seconds(),
             )
             scheduler.shutdown(wait=False)
+            self.app.deliverer.stopping = True
             self._stop.set()
             await self._drain_tasks(grace)
             await asyncio.gather(reloads, return_exceptions=True)

@@ -273,8 +273,12 @@ class _StoreCollector(Collector):
             "When each feed was last polled successfully (Unix time).",
             labels=["feed"],
         )
+        seen: set[str] = set()
         for s in states:
             label = s.label or s.feed_key[:12]
+            if label in seen:  # two feeds with one name: a sample each, not a clash
+                label = f"{label} ({s.feed_key[:8]})"
+            seen.add(label)
             failing.add_metric([label], 1 if (s.consecutive_errors or s.status != "ok") else 0)
             errors.add_metric([label], s.consecutive_errors)
             if s.last_success_at is not None:

@@ -158,6 +158,9 @@ class Deliverer:
         # Told (channel, "sent" | "failed" | "dead") for each recorded
         # outcome: the daemon's metrics. Must not raise or block.
         self.observer: Callable[[str, str], None] | None = None
+        # Set on shutdown: sends already started finish, no new one starts
+        # (the rest of the round is released untried).
+        self.stopping = False
 
     # ----------------------------------------------------------------- compose
 
@@ -279,7 +282,7 @@ class Deliverer:
 
         async def one(notification: Notification) -> None:
             async with gate:
-                if name in state.tripped:
+                if name in state.tripped or self.stopping:
                     return  # stays unsettled: released untried
                 result = await self._attempt(channel, notification)
                 if not result.ok and not result.permanent and not result.deferred:

@@ -22,7 +22,6 @@ from newswatch.store._tx import Transactional, chunks
 from newswatch.store.base import DigestOutcome, DigestTarget, Mute, OutboxStatus
 from newswatch.store.schema import digest_periods, locks, mutes, outbox
 
-
 # hold_reason of rows held by a mute (notify.plan.MUTE).
 MUTE_REASON = "mute"
 
