@@ -62,7 +62,7 @@ _HREF_UNSAFE = " <>|()[]\"'`\\"
 ALSO_MAX = 5
 
 # Template parts rendered once per item (the context has ``item``).
-ITEM_PARTS = frozenset({"item", "short"})
+ITEM_PARTS = frozenset({"item", "short", "line"})
 
 _DEFAULT: Templates | None = None
 
