@@ -23,7 +23,7 @@ from samples import Item, rss
 
 STORIES = 6
 # The receiver takes this long to answer each request.
-SLOW_S = 1.0
+SLOW_S = 0.5
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_sigterm_during_a_burst_loses_nothing_and_sends_nothing_twice(
     proc = start(config, log)
     try:
         wait_for(lambda: feeds.hits("/hook") >= STORIES, within=30)
-        time.sleep(3 * SLOW_S)  # anything sent twice would arrive by now
+        time.sleep(4 * SLOW_S)  # anything sent twice would arrive by now
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
