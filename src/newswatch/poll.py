@@ -10,8 +10,10 @@ every error is caught per feed, recorded on that feed and logged.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -63,6 +65,10 @@ class FeedOutcome:
     matches: tuple[Match, ...] = field(default=(), repr=False)
     error: str | None = None
     warning: str | None = None
+    parse_seconds: float | None = None  # parsing the document, when one was parsed
+    failures: int = 0  # failed polls in a row, this one included ("failed" only)
+    recovered: bool = False  # succeeded after failing
+    silent_first_poll: bool = False  # recorded what it holds without alerting
 
 
 class Poller:
@@ -161,7 +167,15 @@ class Poller:
 
     async def _poll_claimed(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:
         try:
-            return await self._poll(feed, state)
+            outcome = await self._poll(feed, state)
+            if outcome.status != "failed" and state is not None and state.consecutive_errors:
+                log.debug(
+                    "feed %s: recovered after %d failed polls",
+                    feed.display_name,
+                    state.consecutive_errors,
+                )
+                outcome = dataclasses.replace(outcome, recovered=True)
+            return outcome
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # one bad feed never stops the rest
@@ -206,7 +220,9 @@ class Poller:
         self, feed: FeedConfig, fetch: FetchResult, rules: Rules, first_poll: bool
     ) -> FeedOutcome:
         """Parse, decide and store; runs in a worker thread."""
+        started = time.perf_counter()
         parsed, articles = _read(feed, fetch)
+        parse_seconds = time.perf_counter() - started
         known = self.store.known_entries(feed.key, [a.entry_key for a in articles])
         new = [a for a in articles if a.entry_key not in known]
         now = self.clock()
@@ -251,7 +267,7 @@ class Poller:
         if self.stories is not None:
             items = self.stories.annotate(items, now)
         if parsed.warning:
-            log.warning("feed %s: %s", feed.display_name, parsed.warning)
+            log.debug("feed %s: %s", feed.display_name, parsed.warning)
         update = FeedUpdate(
             feed.key,
             now,
@@ -263,13 +279,15 @@ class Poller:
             last_status=fetch.status,
         )
         result = self.store.ingest(update, items, seen_again=sorted(known))
-        if first_poll and new and not any(may_alert):
-            log.info(
+        silent = first_poll and bool(new) and not any(may_alert)
+        # Per-feed lines are DEBUG: the daemon logs one line per poll cycle.
+        if silent:
+            log.debug(
                 "feed %s: first poll, recorded %d entries without alerting (set backfill to alert)",
                 feed.display_name,
                 len(new),
             )
-        log.info(
+        log.debug(
             "feed %s: %d entries, %d new, %d matches, %d alerts queued",
             feed.display_name,
             len(articles),
@@ -286,13 +304,15 @@ class Poller:
             new_alerts=result.new_outbox,
             matches=tuple(matched),
             warning=parsed.warning,
+            parse_seconds=parse_seconds,
+            silent_first_poll=silent,
         )
 
     async def _fail(self, feed: FeedConfig, error: str, state: FeedState | None) -> FeedOutcome:
         now = self.clock()
         errors = (state.consecutive_errors if state else 0) + 1
         nxt = self._next(feed, now, errors=errors)
-        log.warning(
+        log.debug(
             "feed %s: %s (failure %d in a row; next try %s)",
             feed.display_name,
             error,
@@ -301,7 +321,7 @@ class Poller:
         )
         update = FeedUpdate(feed.key, now, nxt, ok=False, error=error, status="failing")
         await asyncio.to_thread(self.store.record_polls, [update])
-        return FeedOutcome(feed.key, feed.display_name, "failed", error=error)
+        return FeedOutcome(feed.key, feed.display_name, "failed", error=error, failures=errors)
 
     def _next(self, feed: FeedConfig, now: datetime, *, errors: int) -> datetime:
         poll = self.config.poll

@@ -155,6 +155,12 @@ class Deliverer:
         # Channels whose last round failed, for one WARNING when they start
         # failing and one INFO when they recover.
         self._failing: dict[str, str] = {}
+        # Told (channel, "sent" | "failed" | "dead") for each recorded
+        # outcome: the daemon's metrics. Must not raise or block.
+        self.observer: Callable[[str, str], None] | None = None
+        # Set on shutdown: sends already started finish, no new one starts
+        # (the rest of the round is released untried).
+        self.stopping = False
 
     # ----------------------------------------------------------------- compose
 
@@ -276,10 +282,10 @@ class Deliverer:
 
         async def one(notification: Notification) -> None:
             async with gate:
-                if name in state.tripped:
+                if name in state.tripped or self.stopping:
                     return  # stays unsettled: released untried
                 result = await self._attempt(channel, notification)
-                if not result.ok and not result.permanent:
+                if not result.ok and not result.permanent and not result.deferred:
                     state.tripped.setdefault(name, result.error or "failed")
                 await self._settle(notification, result, state)
 
@@ -317,17 +323,29 @@ class Deliverer:
         now = self._clock()
         plural = "s" if len(n.items) != 1 else ""
         what = f"{n.kind.value} {n.id} ({len(n.items)} item{plural}) via {n.channel!r}"
-        parts = max(n.parts_sent, result.parts_sent)
+        parts = result.parts_sent  # absolute: channels skip n.parts_sent themselves
         try:
             if result.ok:
                 state.sent += 1
+                self._observe(n.channel, "sent")
                 await asyncio.to_thread(self.store.mark_sent, n.id, now, parts, result.thread_ref)
                 log.info("sent %s", what)
+            elif result.deferred:
+                # Paced, not failed: the rest of its parts go when the
+                # platform's limit allows; the attempt does not count.
+                when = now + timedelta(seconds=max(result.retry_after or 1.0, 1.0))
+                error = result.error or "paced"
+                state.deferred += 1
+                await asyncio.to_thread(
+                    self.store.defer_notification, n.id, error, when, result.parts_sent
+                )
+                log.debug("%s paced: %s", what, error)
             elif result.permanent or n.attempt >= MAX_ATTEMPTS:
                 error = result.error or "failed"
                 if not result.permanent:
                     error = f"gave up after {n.attempt} attempts: {error}"
                 state.dead += 1
+                self._observe(n.channel, "dead")
                 await asyncio.to_thread(self.store.mark_dead, n.id, error, now)
                 log.warning("dead letter %s: %s", what, error)
             else:
@@ -336,6 +354,7 @@ class Deliverer:
                     n.attempt, now, rng=self._rng, retry_after=result.retry_after
                 )
                 state.retried += 1
+                self._observe(n.channel, "failed")
                 await asyncio.to_thread(self.store.mark_retry, n.id, error, now, when, parts)
                 log.debug(
                     "retry %s at %s (attempt %d): %s",
@@ -346,6 +365,13 @@ class Deliverer:
                 )
         except Exception as exc:
             log.error("could not record the outcome of %s: %s", what, type(exc).__name__)
+
+    def _observe(self, channel: str, outcome: str) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(channel, outcome)
+            except Exception:  # metrics never stop a delivery
+                log.exception("delivery observer failed")
 
     def _release(self, state: _Round) -> None:
         if not state.unsettled:
