@@ -19,6 +19,7 @@ from channel_harness import (
     check_down_then_rate_limited,
     stories_digest,
 )
+from newswatch.model import Thread
 from newswatch.notify.channels.matrix import CONTENT_BUDGET, json_bytes
 from notify_samples import alert
 from receivers.matrix import EVENT_MAX_BYTES, pdu_size
@@ -116,3 +117,20 @@ async def test_burst_of_500_alerts_never_trips_the_limit(
     matrix: MatrixHarness, http: httpx.AsyncClient
 ) -> None:
     await check_burst(matrix, http)
+
+
+async def test_a_story_update_is_in_the_first_alerts_thread(
+    matrix: MatrixHarness, http: httpx.AsyncClient
+) -> None:
+    channel = matrix.build(http)
+    first = await channel.send(alert())
+    [sent] = matrix.receiver.messages
+    assert first.ok and first.thread_ref == sent.meta["event_id"]
+    update = dataclasses.replace(alert(2), thread=Thread(key="nw-1", ref=first.thread_ref))
+    assert (await channel.send(update)).ok
+    relation = matrix.receiver.messages[1].meta["relates_to"]
+    assert relation["rel_type"] == "m.thread" and relation["event_id"] == first.thread_ref
+    assert relation["m.in_reply_to"] == {"event_id": first.thread_ref}
+    # Without a thread reference (an email-only first alert), no relation.
+    plain = dataclasses.replace(alert(3), thread=Thread(key="nw-1", ref=None))
+    assert "m.relates_to" not in requests(matrix, http, plain)[0].json

@@ -3,6 +3,7 @@ Mattermost/Rocket.Chat text format, on the loopback receivers."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from channel_harness import (
     check_down_then_rate_limited,
     stories_digest,
 )
+from newswatch.model import Thread
 from newswatch.notify.channels.slack import (
     HEADER_TEXT_MAX,
     MAX_BLOCKS,
@@ -166,3 +168,34 @@ async def test_one_story_too_long_for_a_section_is_shown_short(
     assert len(section["text"]["text"]) <= SECTION_TEXT_MAX
     result = await slack.build(http).send(n)
     assert result.ok and slack.problems() == []
+
+
+async def test_a_story_update_is_a_reply_in_the_first_alerts_thread(
+    http: httpx.AsyncClient,
+) -> None:
+    """With a bot token the alert's ts comes back as its thread reference;
+    an update of that story names it as thread_ts. An incoming webhook
+    cannot thread: the update is a message of its own."""
+    clock = VirtualClock()
+    with SlackApiReceiver(clock=clock) as api:
+        base = {
+            "type": "slack",
+            "token": api.token,
+            "channel": "C0000NEWS",
+            "api_url": api.base_url + "/api",
+        }
+        channel = SlackHarness(clock).build(http, base)
+        first = await channel.send(alert())
+        assert first.ok and first.thread_ref == api.messages[0].meta["ts"]
+        update = dataclasses.replace(alert(2), thread=Thread(key="nw-1", ref=first.thread_ref))
+        assert (await channel.send(update)).ok
+        assert api.messages[1].meta["thread_ts"] == first.thread_ref
+        assert api.messages[1].warnings == ()  # the thread names a message of the channel
+    hook = SlackHarness(VirtualClock())
+    hook.start()
+    try:
+        threaded = dataclasses.replace(alert(), thread=Thread("k", "1.2"))
+        [payload] = payloads(hook.build(http), threaded)
+    finally:
+        hook.stop()
+    assert "thread_ts" not in payload

@@ -194,6 +194,7 @@ class HttpChannel:
             )
         started = self._clock()
         answers: list[str] = []
+        thread_ref: str | None = None  # the platform's id of the first part
         for number in range(notification.parts_sent, len(requests)):
             spent = (self._clock() - started).total_seconds()
             later = await self._pacer.wait(within=max(0.0, self._budget - spent))
@@ -209,8 +210,12 @@ class HttpChannel:
                 answers.append(result.answer)
             if not result.ok:
                 return dataclasses.replace(result, parts_sent=number)
+            if number == 0:
+                thread_ref = result.thread_ref
         answer = answers[-1] if answers else None
-        return DeliveryResult.success(parts_sent=len(requests), answer=answer)
+        return DeliveryResult.success(
+            parts_sent=len(requests), answer=answer, thread_ref=thread_ref
+        )
 
     async def _send_one(self, request: HttpRequest) -> DeliveryResult:
         try:

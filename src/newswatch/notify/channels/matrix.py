@@ -26,6 +26,7 @@ room), 413 ``M_TOO_LARGE``, 400 ``M_NOT_JSON`` permanent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 from urllib.parse import quote
@@ -120,6 +121,18 @@ class MatrixChannel(HttpChannel):
         return cls(name, cfg, ctx)
 
     def requests(self, notification: Notification) -> list[HttpRequest]:
+        parts = contents(notification, self._render, msgtype=self._msgtype)
+        thread = notification.thread
+        if thread is not None and thread.ref:
+            # An update: in the thread of the story's first alert (spec
+            # 1.4 threads), falling back to a reply for clients without them.
+            relation = {
+                "rel_type": "m.thread",
+                "event_id": thread.ref,
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": thread.ref},
+            }
+            parts = [{**content, "m.relates_to": relation} for content in parts]
         return [
             HttpRequest(
                 url=self._base + quote(notification.part_key(k), safe=""),
@@ -127,11 +140,20 @@ class MatrixChannel(HttpChannel):
                 headers=self._headers,
                 method="PUT",
             )
-            for k, content in enumerate(contents(notification, self._render, msgtype=self._msgtype))
+            for k, content in enumerate(parts)
         ]
 
     def classify(self, response: httpx.Response) -> DeliveryResult:
         result = super().classify(response)
+        if result.ok:
+            # The event id: what a later update of the story threads under.
+            try:
+                event = response.json().get("event_id")
+            except (ValueError, AttributeError):
+                event = None
+            if isinstance(event, str):
+                return dataclasses.replace(result, thread_ref=event)
+            return result
         if response.status_code != 429:
             return result
         try:

@@ -133,6 +133,11 @@ class SlackChannel(HttpChannel):
         )
         if self._channel is not None:
             payloads = [{"channel": self._channel, **p} for p in payloads]
+        thread = notification.thread
+        if self._api and thread is not None and thread.ref:
+            # An update: a reply in the thread of the story's first alert
+            # (chat.postMessage's thread_ts; incoming webhooks cannot thread).
+            payloads = [{**p, "thread_ts": thread.ref} for p in payloads]
         return [HttpRequest(url=self._url, json=p, headers=self._headers) for p in payloads]
 
     # -- answers
@@ -147,7 +152,11 @@ class SlackChannel(HttpChannel):
             # Posted or not, we cannot tell: at-least-once says try again.
             return DeliveryResult.retry(self.error(f"unreadable answer{self.excerpt(response)}"))
         if ok:
-            return DeliveryResult.success(answer=self.answer(response))
+            # The message's ts: what a later update of the story threads under.
+            ts = body.get("ts")
+            return DeliveryResult.success(
+                answer=self.answer(response), thread_ref=ts if isinstance(ts, str) else None
+            )
         message = self.error(f"refused: {error}")
         if error in _API_RETRY:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
