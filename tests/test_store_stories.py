@@ -402,3 +402,17 @@ def test_without_updates_an_update_is_only_listed(store: SqlStore) -> None:
     assert grown.new_outbox == 0
     assert [u.title for u in store.story_updates(T0)] == [_longer().title]
     assert {r.status for r in store.outbox()} == {OutboxStatus.SENT}
+
+
+def test_an_edit_that_adds_substantial_text_is_an_update(store: SqlStore) -> None:
+    finder = StoryFinder(store)
+    short = copy("wire-1", "\n".join(PARAS[:10]))
+    run(store, finder, [matched(short, updates=True)])
+    compose_each(store, T0 + MIN)
+    [first] = claim(store, T0 + MIN)
+    store.mark_sent(first.id, T0 + MIN)
+    grown = dataclasses.replace(_longer(), feed_key="yonhap", entry_key="wire-1")
+    edit = dataclasses.replace(matched(grown, updates=True), edit=True, content_hash="v2")
+    [annotated] = finder.annotate([edit], T0 + HOUR)
+    assert annotated.new_text is not None  # compared with its stored text, not itself
+    assert store.ingest(update("yonhap", at=T0 + HOUR), [annotated]).new_outbox == 1

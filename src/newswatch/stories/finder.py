@@ -79,7 +79,9 @@ class StoryFinder:
         """``items`` with ``story_hint``, ``bands``, ``story_rejected``,
         ``story_apart``, ``story_merge`` and ``new_text`` filled in for those
         that matched."""
-        matched = {i: self._remember(item.article) for i, item in enumerate(items) if item.matches}
+        # Cached only after the comparisons: an edited entry is compared
+        # with its stored (older) text, not with itself.
+        matched = {i: signature(item.article) for i, item in enumerate(items) if item.matches}
         # Too short to be compared (see similar.Thresholds.min_contained):
         # exact keys only, and no bands to store.
         sigs = {
@@ -87,8 +89,12 @@ class StoryFinder:
         }
         wanted = sorted(sigs)
         if not wanted:
+            for i, sig in matched.items():
+                self._remember(items[i].article, sig)
             return list(items)
         verdicts = self._verdicts(sigs, now)
+        for i, sig in matched.items():
+            self._remember(items[i].article, sig)
         out = list(items)
         for i in wanted:
             verdict, sig = verdicts[i], sigs[i]
@@ -153,11 +159,10 @@ class StoryFinder:
         if found is not None:
             self._cache.move_to_end(key)
             return found
-        return self._remember(article)
+        return self._remember(article, signature(article))
 
-    def _remember(self, article: Article) -> Signature:
-        """Compute and cache (replacing an edited entry's older text)."""
-        sig = signature(article)
+    def _remember(self, article: Article, sig: Signature) -> Signature:
+        """Cache (replacing an edited entry's older text)."""
         key = (article.feed_key, article.entry_key)
         self._cache[key] = sig
         self._cache.move_to_end(key)
