@@ -23,6 +23,7 @@ are built in a temporary folder and deleted afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -31,7 +32,8 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -212,8 +214,10 @@ def _variants(
 
 def cost(n: int, url: str, folder: Path | None) -> str:
     """Storage of the band index and CPU per matched article, ingesting
-    ``n`` matched articles (one in three a copy of an earlier one) with the
-    finder, against the same ingest without it."""
+    ``n`` matched articles (one in three a lightly edited copy of one of the
+    200 before it) with the finder, against the same ingest without it.
+    New stories are words drawn from the pool one by one: their length and
+    vocabulary are an article's, and they share no whole passages."""
     from make_stories import parse_base
 
     base = parse_base((ROOT / "tests" / "data" / "stories-base.txt").read_text("utf-8"))
@@ -228,9 +232,9 @@ def cost(n: int, url: str, folder: Path | None) -> str:
             src = rows[rng.randrange(max(0, len(rows) - 200), len(rows))]
             content = src.content.replace(" the ", " a ", 3) + " Copyright Outlet."
             story = src.story
-        else:  # a new story: 150-600 words of corpus text, shuffled sentences
-            start = rng.randrange(0, max(1, len(words) - 700))
-            content = " ".join(words[start : start + rng.randint(150, 600)])
+        else:  # a new story: 150-600 words drawn one by one from the pool
+            # (so new stories share vocabulary, not whole phrases)
+            content = " ".join(rng.choice(words) for _ in range(rng.randint(150, 600)))
             story = f"s{i}"
         rows.append(
             Labelled(
@@ -244,15 +248,35 @@ def cost(n: int, url: str, folder: Path | None) -> str:
     out.append("| run | CPU per article, finder | CPU per article, ingest | story_bands |")
     out.append("|---|---:|---:|---:|")
     for label, finder in (("without stories (baseline)", False), ("with stories", True)):
-        db_url = url if not url.startswith("sqlite") else url.replace(".db", f"-{finder}.db")
-        run = ingest_all(rows, db_url, finder=finder, seed=0)
-        size = _band_bytes(db_url)
+        with _fresh(url, str(finder)) as db_url:
+            run = ingest_all(rows, db_url, finder=finder, seed=0)
+            size = _band_bytes(db_url)
         out.append(
             f"| {label} | {run.annotate_s / n * 1000:.3f} ms | {run.ingest_s / n * 1000:.3f} ms "
             f"| {size / 1e6:.1f} MB ({size / n * 100_000 / 1e6:.1f} MB per 100,000) |"
         )
+        print(out[-1], file=sys.stderr, flush=True)
     out.append("")
     return "\n".join(out)
+
+
+@contextlib.contextmanager
+def _fresh(url: str, name: str) -> Iterator[str]:
+    """A new database for one run: a SQLite file, or a PostgreSQL schema
+    dropped afterwards."""
+    if url.startswith("sqlite"):
+        yield url.replace(".db", f"-{name}.db")
+        return
+    import psycopg
+
+    schema = f"nw_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def _band_bytes(url: str) -> int:

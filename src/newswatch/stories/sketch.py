@@ -8,16 +8,17 @@ Two views, because the copies of one story differ in two ways:
 - the **whole body** is what two full copies share when one outlet
   rewrote the opening paragraph or added its own.
 
-Each view is sketched with MinHash (``datasketch``) and cut into
-``BANDS`` bands of ``ROWS`` values; a band's hash is what ``story_bands``
-stores. Two articles that share a band are candidates, which the finder
-then confirms on the exact shingle sets (``similar.compare``): the bands
-only have to be cheap, numerous enough for recall, and rare enough by
-chance that few false candidates need confirming.
+Each view is sketched with MinHash (``datasketch``) and cut into bands of
+``ROWS`` values (``LEAD_BANDS`` for the lead, ``BODY_BANDS`` for the whole
+text); a band's hash is what ``story_bands`` stores. Two articles that
+share a band are candidates, which the finder then confirms on the exact
+shingle sets (``similar.compare``): the bands only have to be cheap,
+numerous enough for recall, and rare enough by chance that few false
+candidates need confirming.
 
-Band numbers: lead bands are ``0 .. BANDS-1``, body bands ``BANDS ..
-2*BANDS-1``, and the scheme's version is folded into each band hash, so
-sketches made with other parameters never collide with these.
+Band numbers: lead bands are ``0 ..``, body bands ``BODY_BAND_OFFSET ..``,
+and the scheme's version is folded into each band hash, so sketches made
+with other parameters never collide with these.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ if TYPE_CHECKING:
 # sentences, which is what feeds that truncate their summaries keep.
 LEAD_SHINGLES: Final = 25
 # Bands per view and MinHash values per band. The chance that a pair of
-# Jaccard similarity s shares at least one band of a view is
-# 1 - (1 - s**ROWS)**BANDS: 0.97 at s = 0.7 and 0.05 at s = 0.25 for 5 x 4
-# (see docs/benchmarks.md for the measured recall). Each band is a row in
-# story_bands, so BANDS also sets the storage per article.
+# Jaccard similarity s shares at least one of b bands of r rows is
+# 1 - (1 - s**r)**b: for the body's 9 x 3, 0.89 at s = 0.6 and 0.03 at
+# s = 0.15 (two stories of one topic). Each band is a row in story_bands
+# (12 per article: docs/benchmarks.md has the storage and the measured
+# recall; D-stories-1 why not 2 or 4 rows).
 LEAD_BANDS: Final = 3
 BODY_BANDS: Final = 9
 ROWS: Final = 3
