@@ -26,12 +26,14 @@ from sqlalchemy.engine import make_url
 
 from newswatch.config import Config, ConfigError, LoadedConfig, load_config
 from newswatch.feeds.fetch import Fetcher
+from newswatch.leases import Owner, pid_alive, stale_owners
 from newswatch.notify.channels import Channel, build_channels
 from newswatch.notify.deliver import Deliverer
 from newswatch.notify.digests import run_digests
 from newswatch.notify.render import RenderContext
 from newswatch.notify.templates import Templates
 from newswatch.poll import Poller, Rules, feed_specs, summarize
+from newswatch.store.errors import StateBusyError
 from newswatch.store.sql import PRUNE_BATCH, SqlStore, open_store
 
 log = logging.getLogger("newswatch.daemon")
@@ -70,6 +72,23 @@ def render_context(loaded: LoadedConfig) -> RenderContext:
     )
 
 
+def free_stale_leases(store: SqlStore, me: Owner, now: datetime) -> None:
+    """Free the leases of newswatch processes on this host that are gone
+    (``kill -9``, a crash, a power cut), so their feeds and notifications
+    are taken up at once instead of after their leases."""
+    stale = stale_owners(store.lease_owners(now), me, pid_alive)
+    if not stale:
+        return
+    feeds, notes = store.free_leases(stale)
+    log.info(
+        "freed the leases of %d stopped newswatch process(es) on this host: "
+        "%d feed(s), %d notification(s) resume now",
+        len(stale),
+        feeds,
+        notes,
+    )
+
+
 @dataclass
 class App:
     """The wired-up pipeline for one configuration."""
@@ -102,10 +121,12 @@ class App:
         config = loaded.config
         rng = rng or random.Random()
         rules = Rules.from_config(config, loaded.index)
+        owner = Owner.this_process()
         async with contextlib.AsyncExitStack() as stack:
             store = await asyncio.to_thread(open_store, state_url(config))
             stack.push_async_callback(asyncio.to_thread, store.close)
             await asyncio.to_thread(store.sync_feeds, feed_specs(config), clock())
+            await asyncio.to_thread(free_stale_leases, store, owner, clock())
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0))
             poll = config.poll
             fetcher = await stack.enter_async_context(
@@ -128,7 +149,13 @@ class App:
                 fetcher=fetcher,
                 channels=channels,
                 poller=Poller(
-                    config=config, rules=rules, store=store, fetcher=fetcher, clock=clock, rng=rng
+                    config=config,
+                    rules=rules,
+                    store=store,
+                    fetcher=fetcher,
+                    clock=clock,
+                    rng=rng,
+                    owner=str(owner),
                 ),
                 deliverer=Deliverer(
                     store,
@@ -137,6 +164,7 @@ class App:
                     clock=clock,
                     rng=rng,
                     max_items=config.digest_defaults.max_items,
+                    owner=str(owner),
                 ),
                 clock=clock,
                 rng=rng,
@@ -314,6 +342,9 @@ class Daemon:
     async def _poll_once(self) -> None:
         try:
             outcomes = await self.app.poller.poll_due()
+        except StateBusyError as exc:
+            log.warning("poll tick skipped: %s", exc)
+            return
         except Exception:
             log.exception("poll tick failed")
             return
@@ -326,6 +357,8 @@ class Daemon:
     async def _deliver_once(self) -> None:
         try:
             await self.app.deliverer.deliver_due()
+        except StateBusyError as exc:
+            log.warning("deliver tick skipped: %s", exc)
         except Exception:
             log.exception("deliver tick failed")
 
@@ -344,6 +377,9 @@ class Daemon:
                 max_items=config.digest_defaults.max_items,
                 send_empty=config.digest_defaults.send_empty,
             )
+        except StateBusyError as exc:
+            log.warning("digest tick skipped: %s", exc)
+            return
         except Exception:
             log.exception("digest tick failed")
             return
@@ -363,6 +399,8 @@ class Daemon:
                 outbox += gone.outbox
                 if gone.articles < PRUNE_BATCH:
                     break
+        except StateBusyError as exc:
+            log.warning("retention skipped: %s", exc)
         except Exception:
             log.exception("retention: pruning old articles failed")
         if articles:
@@ -389,9 +427,14 @@ class Daemon:
                 "\n  ".join(exc.problems),
             )
             return
+        try:
+            await self.app.reload(new)
+        except StateBusyError as exc:
+            # Tried again at the next reload tick (the fingerprint is unchanged).
+            log.warning("configuration not reloaded yet: %s", exc)
+            return
         self._fingerprint = new.fingerprint()
         self._bad_fingerprint = None
-        await self.app.reload(new)
 
 
 def safe_url(url: str) -> str:

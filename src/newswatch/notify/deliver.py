@@ -137,6 +137,7 @@ class Deliverer:
         concurrency: int = 4,
         send_timeout: timedelta = SEND_TIMEOUT,
         max_items: int = MAX_ITEMS,
+        owner: str | None = None,
     ) -> None:
         if batch < 1 or concurrency < 1:
             raise ValueError("batch and concurrency must be at least 1")
@@ -152,6 +153,7 @@ class Deliverer:
         self._batch = batch
         self._concurrency = concurrency
         self._send_timeout = send_timeout.total_seconds()
+        self._owner = owner  # recorded with each lease (newswatch.leases)
         # Channels whose last round failed, for one WARNING when they start
         # failing and one INFO when they recover.
         self._failing: dict[str, str] = {}
@@ -208,7 +210,12 @@ class Deliverer:
         now = self._clock()
         claimed = await asyncio.to_thread(
             functools.partial(
-                self.store.claim_notifications, now, now + self._lease, self._batch, only=only
+                self.store.claim_notifications,
+                now,
+                now + self._lease,
+                self._batch,
+                only=only,
+                owner=self._owner,
             )
         )
         if not claimed:

@@ -244,6 +244,7 @@ class OutboxMixin(Transactional):
         limit: int,
         *,
         only: Sequence[int] | None = None,
+        owner: str | None = None,
     ) -> list[Notification]:
         if limit <= 0 or (only is not None and not only):
             return []
@@ -279,6 +280,7 @@ class OutboxMixin(Transactional):
                 .values(
                     status=NotificationStatus.SENDING.value,
                     lease_until=lease_until,
+                    lease_owner=owner,
                     attempts=n.attempts + 1,
                 )
             )
