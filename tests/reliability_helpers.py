@@ -1,0 +1,262 @@
+"""Real processes for the reliability matrix (tests/test_reliability.py).
+
+- ``cli(...)`` runs one ``newswatch`` command in a fresh process and reports
+  its exit code, output, wall time and peak RSS (``os.wait4``'s rusage of
+  that very child, so each figure is its own, not the maximum so far).
+- ``Daemon`` runs ``newswatch run`` and follows its output line by line.
+- ``LockHolder`` is a second process that holds SQLite's write lock
+  (``BEGIN IMMEDIATE``) on a state file for a while.
+- ``dump_state`` renders every row of every table of a SQLite file.
+- ``Matrix`` collects each case's figure and prints the table at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+# Every child process gets these on top of the environment (no colour codes,
+# output as it happens).
+_CHILD_ENV = {"PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+    seconds: float
+    peak_mib: float
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
+    return {**env, **_CHILD_ENV, **(extra or {})}
+
+
+def _reader(stream: IO[str], sink: list[str], cond: threading.Condition | None = None) -> None:
+    for line in stream:
+        if cond is None:
+            sink.append(line)
+            continue
+        with cond:
+            sink.append(line)
+            cond.notify_all()
+
+
+def cli(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    umask: int | None = None,
+    timeout: float = 40.0,
+) -> Run:
+    """Run ``newswatch ARGS`` to completion in a new process."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newswatch", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(env),
+        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,  # noqa: PLW1509
+    )
+    out: list[str] = []
+    err: list[str] = []
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        threading.Thread(target=_reader, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=_reader, args=(proc.stderr, err), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join(5)
+    proc.stdout.close()
+    proc.stderr.close()
+    # ru_maxrss is in KiB on Linux.
+    return Run(
+        proc.returncode, "".join(out), "".join(err), time.monotonic() - started, usage.ru_maxrss / 1024
+    )
+
+
+class Daemon:
+    """``newswatch run`` in its own process; ``wait_for`` a line of its output."""
+
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
+        self._cond = threading.Condition()
+        self._lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "newswatch", "run", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_env(env),
+        )
+        assert self.proc.stdout is not None
+        self._reader = threading.Thread(
+            target=_reader, args=(self.proc.stdout, self._lines, self._cond), daemon=True
+        )
+        self._reader.start()
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "".join(self._lines)
+
+    def wait_for(self, text: str, within: float = 20.0) -> float:
+        """Seconds until ``text`` appeared in the output (raises if it did not)."""
+        started = time.monotonic()
+        deadline = started + within
+        with self._cond:
+            while not any(text in line for line in self._lines):
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"{text!r} not in the daemon's output:\n{self.output}")
+                self._cond.wait(min(left, 0.2))
+        return time.monotonic() - started
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, within: float = 15.0) -> int:
+        """SIGTERM and wait; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(within)
+        finally:
+            self._reader.join(5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+_HOLD = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("COMMIT")
+print("released", flush=True)
+"""
+
+
+class LockHolder:
+    """A second process holding SQLite's write lock on ``path`` for
+    ``seconds`` (from the moment ``with`` is entered)."""
+
+    def __init__(self, path: Path, seconds: float) -> None:
+        self.path = path
+        self.seconds = seconds
+        self.released_at: float | None = None
+
+    def __enter__(self) -> Self:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _HOLD, str(self.path), str(self.seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "held"
+        self.held_at = time.monotonic()
+        return self
+
+    def wait(self) -> None:
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "released"
+        self.released_at = time.monotonic()
+        self.proc.wait(10)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def dump_state(path: Path) -> str:
+    """Every row of every table of the SQLite file at ``path``, as text."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        out = []
+        for table in tables:
+            out.append(f"== {table}")
+            out.extend(repr(row) for row in db.execute(f'SELECT * FROM "{table}"'))
+        return "\n".join(out)
+    finally:
+        db.close()
+
+
+def raw_state(path: Path) -> bytes:
+    """The bytes of the database and its -wal file (free pages included)."""
+    data = b""
+    for name in (path.name, path.name + "-wal"):
+        file = path.with_name(name)
+        if file.exists():
+            data += file.read_bytes()
+    return data
+
+
+@dataclass
+class Figure:
+    case: str
+    promise: str
+    figure: str = "(not run)"
+
+
+@dataclass
+class Matrix:
+    """Each case's promise and measured figure, printed after the module."""
+
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+    def record(self, case: str, promise: str, figure: str) -> None:
+        self.figures[case] = Figure(case, promise, figure)
+
+    def lines(self) -> Iterator[str]:
+        width = max((len(f.case) for f in self.figures.values()), default=4)
+        yield "reliability matrix (docs/reliability.md):"
+        for f in sorted(self.figures.values(), key=lambda f: _order(f.case)):
+            yield f"  {f.case.ljust(width)}  {f.figure}"
+
+
+def _order(case: str) -> tuple[int, str]:
+    head = case.split(" ", 1)[0].rstrip(".")
+    return (int(head), case) if head.isdigit() else (100, case)
