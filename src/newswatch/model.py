@@ -297,6 +297,9 @@ class DeliveryResult:
     retry_after: float | None = None
     parts_sent: int = 0
     answer: str | None = None
+    # Not a failure: the channel sent what its pacing allowed within a send
+    # and hands the rest back for later (a long digest on a slow platform).
+    deferred: bool = False
 
     @classmethod
     def success(cls, *, parts_sent: int = 1, answer: str | None = None) -> DeliveryResult:
