@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +48,17 @@ def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
     return {**env, **_CHILD_ENV, **(extra or {})}
 
 
+def _umask(mask: int | None) -> Callable[[], None] | None:
+    """A preexec_fn that sets the child's umask (None: inherit ours)."""
+    if mask is None:
+        return None
+
+    def set_mask() -> None:
+        os.umask(mask)
+
+    return set_mask
+
+
 def _reader(stream: IO[str], sink: list[str], cond: threading.Condition | None = None) -> None:
     for line in stream:
         if cond is None:
@@ -72,7 +83,7 @@ def cli(
         stderr=subprocess.PIPE,
         text=True,
         env=_env(env),
-        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,  # noqa: PLW1509
+        preexec_fn=_umask(umask),
     )
     out: list[str] = []
     err: list[str] = []
@@ -96,22 +107,31 @@ def cli(
     proc.stderr.close()
     # ru_maxrss is in KiB on Linux.
     return Run(
-        proc.returncode, "".join(out), "".join(err), time.monotonic() - started, usage.ru_maxrss / 1024
+        proc.returncode,
+        "".join(out),
+        "".join(err),
+        time.monotonic() - started,
+        usage.ru_maxrss / 1024,
     )
 
 
-class Daemon:
-    """``newswatch run`` in its own process; ``wait_for`` a line of its output."""
+class Proc:
+    """A ``newswatch`` command in its own process (stderr merged into
+    stdout), followed line by line: ``wait_for`` a line, ``finish``."""
 
-    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: Mapping[str, str] | None = None, umask: int | None = None
+    ) -> None:
+        self.started = time.monotonic()
         self._cond = threading.Condition()
         self._lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "newswatch", "run", *args],
+            [sys.executable, "-m", "newswatch", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=_env(env),
+            preexec_fn=_umask(umask),
         )
         assert self.proc.stdout is not None
         self._reader = threading.Thread(
@@ -136,6 +156,13 @@ class Daemon:
                 self._cond.wait(min(left, 0.2))
         return time.monotonic() - started
 
+    def finish(self, within: float = 60.0) -> int:
+        """Wait for the process to end by itself; its exit code."""
+        try:
+            return self.proc.wait(within)
+        finally:
+            self._reader.join(5)
+
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
@@ -153,7 +180,10 @@ class Daemon:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -163,29 +193,40 @@ class Daemon:
             self.proc.stdout.close()
 
 
+class Daemon(Proc):
+    """``newswatch run ARGS`` in its own process."""
+
+    def __init__(
+        self, *args: str, env: Mapping[str, str] | None = None, umask: int | None = None
+    ) -> None:
+        super().__init__("run", *args, env=env, umask=umask)
+
+
+# Holds the lock until a line arrives on stdin, or at most argv[2] seconds.
 _HOLD = """
-import sqlite3, sys, time
+import select, sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("BEGIN IMMEDIATE")
 print("held", flush=True)
-time.sleep(float(sys.argv[2]))
+select.select([sys.stdin], [], [], float(sys.argv[2]))
 db.execute("COMMIT")
 print("released", flush=True)
 """
 
 
 class LockHolder:
-    """A second process holding SQLite's write lock on ``path`` for
-    ``seconds`` (from the moment ``with`` is entered)."""
+    """A second process holding SQLite's write lock (``BEGIN IMMEDIATE``) on
+    ``path`` from ``with`` until ``release()`` (at most ``limit`` seconds)."""
 
-    def __init__(self, path: Path, seconds: float) -> None:
+    def __init__(self, path: Path, limit: float = 30.0) -> None:
         self.path = path
-        self.seconds = seconds
-        self.released_at: float | None = None
+        self.limit = limit
+        self.held_for: float | None = None
 
     def __enter__(self) -> Self:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _HOLD, str(self.path), str(self.seconds)],
+            [sys.executable, "-c", _HOLD, str(self.path), str(self.limit)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -194,20 +235,28 @@ class LockHolder:
         self.held_at = time.monotonic()
         return self
 
-    def wait(self) -> None:
-        assert self.proc.stdout is not None
+    def release(self) -> float:
+        """Commit and end; how long the lock was held."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
         assert self.proc.stdout.readline().strip() == "released"
-        self.released_at = time.monotonic()
+        self.held_for = time.monotonic() - self.held_at
         self.proc.wait(10)
+        return self.held_for
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
 
 
 def dump_state(path: Path) -> str:

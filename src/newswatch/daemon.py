@@ -355,8 +355,17 @@ class Daemon:
                 self._start("deliver", self._deliver_once)
 
     async def _deliver_once(self) -> None:
+        deliverer = self.app.deliverer
         try:
-            await self.app.deliverer.deliver_due()
+            while not self._stop.is_set():
+                stats = await deliverer.deliver_due()
+                # A full round that went well: a burst may wait behind it, so
+                # go on now (25 notifications a tick was the ceiling). Any
+                # failure waits for the next tick, so a down service is not
+                # probed in a tight loop.
+                clean = not (stats.retried or stats.deferred or stats.dead)
+                if not clean or stats.settled < deliverer.batch:
+                    break
         except StateBusyError as exc:
             log.warning("deliver tick skipped: %s", exc)
         except Exception:

@@ -134,16 +134,17 @@ def exposed(loaded: LoadedConfig, state_url: str, stat_: Stat = Path.stat) -> li
         mode = _mode(Path(file), stat_)
         if mode is None or not open_to_others(mode):
             continue
-        line, first = min(places, key=lambda p: p[0])
-        fields = ", ".join(dotted(p) for _, p in places[:3]) + (" ..." if len(places) > 3 else "")
+        places.sort(key=lambda p: p[0])
+        line, first = places[0]
+        others = [dotted(p) for _, p in places[1:4]] + (["..."] if len(places) > 4 else [])
+        also = f" (and {', '.join(others)})" if others else ""
         problems.append(
             Problem(
                 file,
                 line,
                 dotted(first),
-                f"this file holds secrets ({fields}) and is open to other users "
-                f"(mode {mode:04o}): chmod 600 {file}, or move them to ${{VAR}} "
-                "or ${file:...}",
+                f"a secret is written out here{also}, and this file is open to other users "
+                f"(mode {mode:04o}): chmod 600 {file}, or write it as ${{VAR}} or ${{file:...}}",
                 "warning",
             )
         )

@@ -158,6 +158,11 @@ class Deliverer:
         # failing and one INFO when they recover.
         self._failing: dict[str, str] = {}
 
+    @property
+    def batch(self) -> int:
+        """Notifications claimed per round at most."""
+        return self._batch
+
     # ----------------------------------------------------------------- compose
 
     async def compose(self, *, flush: bool = False) -> int:

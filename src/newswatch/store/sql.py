@@ -22,7 +22,7 @@ from typing import Self
 
 from sqlalchemy.engine import URL, Connection, Engine
 
-from newswatch.store import schema
+from newswatch.store import _busy, schema
 from newswatch.store._articles import ARTICLE_PAGE, PRUNE_BATCH, ArticleLogMixin
 from newswatch.store._busy import STATE_WAIT, BusyWait, turn, writer_lock
 from newswatch.store._dialect import (
@@ -52,21 +52,23 @@ class SqlStore(FeedQueueMixin, ArticleLogMixin, OutboxMixin, LedgerMixin, LeaseM
     """
 
     def __init__(
-        self, url: str | URL, *, read_only: bool = False, wait: float = STATE_WAIT
+        self, url: str | URL, *, read_only: bool = False, wait: float | None = None
     ) -> None:
         self._setup(make_engine(url, create=not read_only), read_only=read_only, wait=wait)
 
     @classmethod
-    def from_engine(cls, engine: Engine, *, wait: float = STATE_WAIT) -> SqlStore:
+    def from_engine(cls, engine: Engine, *, wait: float | None = None) -> SqlStore:
         store = cls.__new__(cls)
         store._setup(prepare_engine(engine), read_only=False, wait=wait)
         return store
 
-    def _setup(self, engine: Engine, *, read_only: bool, wait: float) -> None:
+    def _setup(self, engine: Engine, *, read_only: bool, wait: float | None) -> None:
         self._engine = engine
         self._serial = serial_lock(engine)
         self._read_only = read_only
-        self._wait = BusyWait(where=self.where, limit=wait)
+        # Looked up now, not at import: tests shorten it.
+        limit = _busy.STATE_WAIT if wait is None else wait
+        self._wait = BusyWait(where=self.where, limit=limit)
         # Writers of one SQLite file take turns in this process (see _busy).
         file = engine.dialect.name == "sqlite" and not is_memory(engine.url)
         database = engine.url.database
@@ -123,7 +125,7 @@ class SqlStore(FeedQueueMixin, ArticleLogMixin, OutboxMixin, LedgerMixin, LeaseM
         self.close()
 
 
-def open_store(url: str | URL, *, read_only: bool = False, wait: float = STATE_WAIT) -> SqlStore:
+def open_store(url: str | URL, *, read_only: bool = False, wait: float | None = None) -> SqlStore:
     """Open the state database at ``url`` and create or upgrade its schema;
     ``read_only``: only check it (commands that show what is stored)."""
     store = SqlStore(url, read_only=read_only, wait=wait)
