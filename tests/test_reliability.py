@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import sqlite3
 import stat
@@ -25,12 +26,13 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from feedserver import FeedServer
+from feedserver import FeedServer, Reply, compressed_zeros
 from newswatch.cli import main
 from newswatch.config import LoadedConfig, load_config
 from newswatch.daemon import App
@@ -210,7 +212,8 @@ def _run_app_poll(loaded: LoadedConfig, box: dict[str, object]) -> None:
 def test_7_lock_held_by_another_process_past_the_busy_timeout(
     tmp_path: Path, server: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """7. Another process holds the write lock past the 5 s busy timeout while a first poll of 200 feeds runs: no feed fails, read-only
+    """7. Another process holds the write lock past the 5 s busy timeout
+    while a first poll of 200 feeds runs: no feed fails, read-only
     commands answer at once, `poll --once` and `run` wait with one clear
     line and carry on, and a write that waits past the limit ends with one
     line and exit 75, never a traceback."""
@@ -433,4 +436,284 @@ def test_9_state_is_private_and_open_secrets_are_warned_about(
         "state 0600 in 0700 folders; warn on files others can read",
         "umask 022: folders 0700, state.db/-wal/-shm 0600; 3 of 3 exposed files warned "
         "(check and run)",
+    )
+
+
+# --------------------------------------------------------------------------- hostile feeds
+#
+# One `newswatch poll --once` process polls every hostile feed below plus one
+# good feed; a second polls only the good feed (the baseline). Each case
+# then reads its own feed's outcome from the state database, and the bombs
+# are judged on the first process's peak RSS against the baseline's.
+
+MiB = 1024 * 1024
+# Issue 7's target: no bomb may grow the process by more than this.
+RSS_BOUND_MIB = 64
+POLL_TIMEOUT = 2.0  # poll.timeout of these runs: the slowloris is cut here
+MAX_BODY = "2MiB"
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE rss ['
+    '<!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">'
+    + "".join(
+        f'<!ENTITY {b} "{("&" + a + ";") * 10}">'
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + ']><rss version="2.0"><channel><title>laughs</title><item><title>&i;</title>'
+    "<guid>laughs-1</guid><description>&i;</description></item></channel></rss>"
+)
+XXE = (
+    '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    '<rss version="2.0"><channel><title>xxe</title><item><title>xxe &xxe;</title>'
+    "<guid>xxe-1</guid><description>Russia and North Korea &xxe;</description>"
+    "</item></channel></rss>"
+)
+POISON_ENTRIES = [
+    ("surrogate pair", "Emoji &#xD83D;&#xDE00; written the UTF-16 way"),
+    ("lone surrogate", "Broken &#xDC00; reference"),
+    ("beyond U+10FFFF", "Out of range &#x110000; reference"),
+]
+ILL_FORMED: dict[str, Reply] = {
+    "truncated": Reply(body=rss(*items(3, prefix="trunc"))[:-60]),
+    "html page": Reply(body=b"<!doctype html><html><body><p>Not a feed</p></body></html>"),
+    "binary garbage": Reply(body=bytes(range(256)) * 64, content_type="application/octet-stream"),
+    "empty body": Reply(body=b""),
+    "broken json feed": Reply(
+        body=b'{"version": "https://jsonfeed.org/version/1", "items": [',
+        content_type="application/feed+json",
+    ),
+    "wrong encoding": Reply(
+        body=rss(*items(2, prefix="enc")).replace(b"UTF-8", b"Shift_JIS") + "ü".encode("latin-1"),
+    ),
+}
+SSRF_TARGETS = {
+    "127.0.0.1": "http://127.0.0.1:{port}/hostile/inside.xml",
+    "127.1": "http://127.1:{port}/hostile/inside.xml",
+    "2130706433": "http://2130706433:{port}/hostile/inside.xml",
+    "[::1]": "http://[::1]:{port}/hostile/inside.xml",
+    "169.254.169.254": "http://169.254.169.254/latest/meta-data/",
+    "10.0.0.1": "http://10.0.0.1/feed.xml",
+}
+
+
+def _poison_feed() -> bytes:
+    good = [
+        f"<item><title>good {i}</title><guid>poison-good-{i}</guid>"
+        f"<description>{MATCHING}</description></item>"
+        for i in range(5)
+    ]
+    bad = [
+        f"<item><title>{text}</title><guid>poison-bad-{i}</guid>"
+        f"<description>{MATCHING} {text}</description></item>"
+        for i, (_, text) in enumerate(POISON_ENTRIES)
+    ]
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>poison</title>'
+        + "".join(good[:2] + bad + good[2:])
+        + "</channel></rss>"
+    ).encode()
+
+
+@dataclass
+class Hostile:
+    run: Run
+    baseline: Run
+    feeds: dict[str, tuple[str, str | None, int]]  # name -> (status, last error, articles)
+    contents: str  # every stored article's text
+    alerts: dict[str, int]  # feed name -> outbox rows
+
+
+@pytest.fixture(scope="module")
+def hostile(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> Hostile:
+    gzip_gib = compressed_zeros(1024 * MiB, "gzip")
+    server.route("/hostile/good.xml", body=rss(*items(3, prefix="good")))
+    server.route(
+        "/hostile/gzip-gzip.xml",
+        body=gzip.compress(gzip_gib, mtime=0),
+        headers={"Content-Encoding": "gzip, gzip"},
+    )
+    server.route("/hostile/gzip-1GiB.xml", body=gzip_gib, headers={"Content-Encoding": "gzip"})
+    server.route("/hostile/big.xml", body=bytes(8 * MiB), chunked=True)
+    server.route("/hostile/slowloris.xml", body=rss(*items(1, prefix="slow")), trickle=0.5)
+    server.route("/hostile/loop.xml", status=302, headers={"Location": "/hostile/loop.xml"})
+    server.route("/hostile/laughs.xml", body=BILLION_LAUGHS)
+    server.route("/hostile/xxe.xml", body=XXE)
+    server.route("/hostile/poison.xml", body=_poison_feed())
+    server.route("/hostile/inside.xml", body=rss(*items(2, prefix="inside")))
+    for i, reply in enumerate(ILL_FORMED.values()):
+        server.route(f"/hostile/ill-{i}.xml", reply)
+    for i, target in enumerate(SSRF_TARGETS.values()):
+        where = target.format(port=server.port)
+        server.route(f"/hostile/ssrf-{i}.xml", status=302, headers={"Location": where})
+    local = f"http://localhost:{server.port}"
+    feeds = {
+        "good": server.url("/hostile/good.xml"),
+        "gzip, gzip": server.url("/hostile/gzip-gzip.xml"),
+        "gzip 1 GiB": server.url("/hostile/gzip-1GiB.xml"),
+        "8 MiB body": server.url("/hostile/big.xml"),
+        "slowloris": server.url("/hostile/slowloris.xml"),
+        "redirect loop": server.url("/hostile/loop.xml"),
+        "billion laughs": server.url("/hostile/laughs.xml"),
+        "xxe": server.url("/hostile/xxe.xml"),
+        "poison": server.url("/hostile/poison.xml"),
+        **{
+            f"ill: {name}": server.url(f"/hostile/ill-{i}.xml") for i, name in enumerate(ILL_FORMED)
+        },
+        # Configured on "localhost": a redirect to another host must stay public.
+        **{f"ssrf: {name}": f"{local}/hostile/ssrf-{i}.xml" for i, name in enumerate(SSRF_TARGETS)},
+    }
+    allowed = f"{local}/hostile/ssrf-0.xml?allowed"
+
+    def config(folder: Path, names: list[str]) -> Path:
+        lines = [f'  - {{url: "{feeds[n]}", name: "{n}", backfill: all}}' for n in names]
+        if len(names) > 1:
+            lines.append(
+                f'  - {{url: "{allowed}", name: "ssrf: allowed", backfill: all, '
+                "allow_private: true}"
+            )
+        folder.mkdir()
+        return write(
+            folder / "newswatch.yaml",
+            f"state: sqlite:///{folder}/state.db\n"
+            f"poll: {{timeout: {POLL_TIMEOUT}s, max_bytes: {MAX_BODY}}}\n"
+            "feeds:\n" + "\n".join(lines) + "\n"
+            "channels: {console: {type: console}}\n"
+            "rules: [{name: pact, query: 'Russia AND \"North Korea\"', notify: [console]}]\n",
+        )
+
+    root = tmp_path_factory.mktemp("hostile")
+    baseline = cli("poll", "--once", "-c", str(config(root / "baseline", ["good"])))
+    assert baseline.code == 0, baseline.text
+    folder = root / "all"
+    run = cli("poll", "--once", "-c", str(config(folder, list(feeds))))
+    assert run.code == 0, run.text
+    with sqlite3.connect(folder / "state.db") as db:
+        rows = db.execute("SELECT label, status, last_error, article_count FROM feeds").fetchall()
+        contents = "\n".join(
+            " ".join(r) for r in db.execute("SELECT title, summary, content FROM articles")
+        )
+        alerts = dict(
+            db.execute(
+                "SELECT a.source, count(*) FROM outbox o JOIN articles a ON a.id = o.article_id "
+                "GROUP BY a.source"
+            ).fetchall()
+        )
+    return Hostile(
+        run=run,
+        baseline=baseline,
+        feeds={label: (status, error, n) for label, status, error, n in rows},
+        contents=contents,
+        alerts=alerts,
+    )
+
+
+def _growth(h: Hostile) -> float:
+    return h.run.peak_mib - h.baseline.peak_mib
+
+
+def test_1_stacked_and_single_gzip_bombs_keep_memory_bounded(hostile: Hostile) -> None:
+    """1. `Content-Encoding: gzip, gzip` is refused; a 1 GiB gzip bomb stops
+    at the size cap; the whole run's peak RSS stays within 64 MiB of a run
+    that polls only the good feed."""
+    assert hostile.feeds["gzip, gzip"][:2] == (
+        "failing",
+        "refused: stacked content encodings gzip, gzip",
+    )
+    assert hostile.feeds["gzip 1 GiB"][:2] == ("failing", "body larger than 2.0 MiB limit")
+    assert hostile.feeds["good"] == ("ok", None, 3)
+    growth = _growth(hostile)
+    assert growth < RSS_BOUND_MIB, f"peak RSS grew by {growth:.0f} MiB"
+    MATRIX.record(
+        "1. gzip bombs",
+        "stacked codings refused; one coding inflates only to poll.max_bytes; < +64 MiB RSS",
+        f"peak RSS {hostile.run.peak_mib:.0f} MiB vs {hostile.baseline.peak_mib:.0f} MiB baseline "
+        f"(+{growth:.0f} MiB) with a 1.9 KB gzip,gzip bomb and a 1 GiB gzip bomb",
+    )
+
+
+def test_held_body_cap_slowloris_and_redirect_loop(hostile: Hostile) -> None:
+    """Held: a body over poll.max_bytes is cut there; a server trickling a
+    byte at a time is cut at poll.timeout; a redirect loop ends after the
+    redirect limit. Each is a failing feed with a clear error."""
+    assert hostile.feeds["8 MiB body"][:2] == ("failing", "body larger than 2.0 MiB limit")
+    assert hostile.feeds["slowloris"][:2] == (
+        "failing",
+        f"no complete response within {POLL_TIMEOUT:.1f}s",
+    )
+    status, error, _ = hostile.feeds["redirect loop"]
+    assert status == "failing" and error is not None and error.startswith("too many redirects")
+    MATRIX.record(
+        "held: body cap, slowloris, redirect loop",
+        "cut at max_bytes / poll.timeout / the redirect limit; the feed fails, the rest flow",
+        f"8 MiB body cut at {MAX_BODY}; trickle cut at {POLL_TIMEOUT:.0f} s; loop: {error}; "
+        f"whole run {hostile.run.seconds:.1f} s",
+    )
+
+
+def test_held_billion_laughs_and_xxe(hostile: Hostile) -> None:
+    """Held: entity expansion is refused or bounded and no external entity is
+    read: nothing of /etc/passwd is stored, no stored text is large."""
+    assert "root:" not in hostile.contents
+    longest = max(len(line) for line in hostile.contents.splitlines())
+    assert longest < 100_000
+    laughs = hostile.feeds["billion laughs"]
+    xxe = hostile.feeds["xxe"]
+    MATRIX.record(
+        "held: billion laughs, XXE",
+        "no entity bomb expands, no external entity is read",
+        f"laughs: {laughs[0]} ({laughs[2]} stored); xxe: {xxe[0]} ({xxe[2]} stored); "
+        f"longest stored text {longest} chars; /etc/passwd never read",
+    )
+
+
+def test_3_poison_entries_are_repaired_or_skipped_not_the_feed(hostile: Hostile) -> None:
+    """3. Character references to surrogates or beyond U+10FFFF do not sink
+    the feed: its 5 good entries are stored and alert, the bad ones are
+    repaired (U+FFFD) or skipped."""
+    status, error, stored = hostile.feeds["poison"]
+    assert status == "ok" and stored >= 5, (status, error, stored)
+    assert hostile.alerts.get("poison", 0) >= 5
+    assert "😀" in hostile.contents  # the UTF-16 pair, joined
+    MATRIX.record(
+        "3. poison entries",
+        "a bad character reference costs at most its entry, never the feed",
+        f"{stored} of {5 + len(POISON_ENTRIES)} entries stored, {hostile.alerts['poison']} alerts",
+    )
+
+
+def test_4_redirects_into_private_space_are_refused(hostile: Hostile) -> None:
+    """4. A feed on "localhost" (the operator's choice) redirecting to
+    loopback (also as 127.1 and 2130706433), [::1], link-local metadata or
+    10/8 is refused, and its content never becomes alerts; with
+    `allow_private: true` the redirect is followed."""
+    refused = {name: hostile.feeds[f"ssrf: {name}"] for name in SSRF_TARGETS}
+    for name, (status, error, stored) in refused.items():
+        assert status == "failing" and stored == 0, (name, error)
+        assert error is not None and error.startswith("refused: redirect to"), (name, error)
+    assert hostile.alerts.get("ssrf: allowed", 0) == 2
+    MATRIX.record(
+        "4. SSRF by redirect",
+        "redirects leaving for private addresses refused unless allow_private",
+        f"{len(refused)} of {len(refused)} private targets refused (0 alerts); "
+        "allow_private: followed (2 alerts)",
+    )
+
+
+def test_held_ill_formed_feeds_fail_alone_without_a_traceback(hostile: Hostile) -> None:
+    """Held: truncated XML, an HTML page, binary garbage, an empty body, a
+    broken JSON feed, a wrong declared encoding: each is stored as far as it
+    is readable, or fails with a clear error; none prints a traceback, and
+    the good feed still alerts."""
+    assert "Traceback" not in hostile.run.text
+    outcomes = {name: hostile.feeds[f"ill: {name}"] for name in ILL_FORMED}
+    for name, (status, error, _) in outcomes.items():
+        assert status in ("ok", "failing"), name
+        assert status == "ok" or (error and "internal error" not in error), (name, error)
+    assert hostile.alerts.get("good") == 3
+    failed = sum(status == "failing" for status, _, _ in outcomes.values())
+    MATRIX.record(
+        "held: ill-formed feeds",
+        "each stored as far as readable or failed with a reason; no traceback",
+        f"{len(outcomes)} kinds: {len(outcomes) - failed} read (partly), {failed} failed "
+        "with a reason; 0 tracebacks; good feed: 3 alerts",
     )
