@@ -27,7 +27,7 @@ import stat
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,7 +67,7 @@ def server() -> Iterator[FeedServer]:
 
 
 def cli_all(
-    commands: dict[str, tuple[str, ...]], *common: str, env: dict[str, str] | None = None
+    commands: Mapping[str, tuple[str, ...]], *common: str, env: dict[str, str] | None = None
 ) -> dict[str, Run]:
     """Run independent commands two at a time (the machine has two cores)."""
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -750,6 +750,7 @@ class Clock:
 
 
 def pipeline_config(tmp_path: Path, feeds: str, channels: str, notify: str) -> LoadedConfig:
+    tmp_path.mkdir(exist_ok=True)
     path = write(
         tmp_path / "newswatch.yaml",
         f"""
@@ -781,7 +782,6 @@ async def _alerts_after_rewrite(
         for it in before
     ]
     server.route(path, body=rss(*before))
-    tmp_path.mkdir()
     loaded = pipeline_config(tmp_path, f'[{{url: "{server.url(path)}", name: rw}}]', *CONSOLE)
     async with App.open(loaded, out=io.StringIO()) as app:
         first = await app.poller.poll_all()

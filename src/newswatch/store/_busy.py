@@ -52,6 +52,10 @@ MAX_PAUSE = 2.0
 # One "waiting" line per this many seconds per database, however many
 # threads wait (200 feeds finishing at once must not log 200 lines).
 SAY_EVERY = 10.0
+# A writer waits at least this long for its turn among this process's
+# writers: that is ordinary queueing (each transaction is short), bounded
+# only so that a stuck thread cannot hang the rest for ever.
+TURN_WAIT = 120.0
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -151,12 +155,12 @@ def writer_lock(path: str) -> threading.Lock:
 @contextmanager
 def turn(lock: threading.Lock | None, wait: BusyWait) -> Iterator[None]:
     """Hold ``lock`` (None: nothing to hold) for one write transaction,
-    waiting at most ``wait.limit`` for it."""
+    waiting for it at most ``wait.limit`` or ``TURN_WAIT``, the longer."""
     if lock is None:
         yield
         return
     started = wait.clock()
-    if not lock.acquire(timeout=wait.limit):
+    if not lock.acquire(timeout=max(wait.limit, TURN_WAIT)):
         raise wait.failed(wait.clock() - started)
     try:
         yield
