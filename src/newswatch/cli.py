@@ -312,7 +312,8 @@ def poll(config_path: str, log_level: str, once: bool, dry_run: bool) -> None:
             click.echo(f"polled {summarize(outcomes)}; delivered: {stats}")
             for o in outcomes:
                 if o.error:
-                    click.echo(f"  {o.name}: FAILED: {o.error}", err=True)
+                    what = "NOT RECORDED" if o.status == "deferred" else "FAILED"
+                    click.echo(f"  {o.name}: {what}: {o.error}", err=True)
             return 0
 
     raise SystemExit(asyncio.run(go()))
