@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -74,11 +75,16 @@ def cli(
     env: Mapping[str, str] | None = None,
     umask: int | None = None,
     timeout: float = 40.0,
+    prelude: str | None = None,
 ) -> Run:
-    """Run ``newswatch ARGS`` to completion in a new process."""
+    """Run ``newswatch ARGS`` to completion in a new process; ``prelude``:
+    Python run first in that process (e.g. to shorten a limit)."""
     started = time.monotonic()
+    command = ["-m", "newswatch"]
+    if prelude is not None:
+        command = ["-c", f"{prelude}\nfrom newswatch.cli import main\nmain(prog_name='newswatch')"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "newswatch", *args],
+        [sys.executable, *command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -218,7 +224,7 @@ class LockHolder:
     """A second process holding SQLite's write lock (``BEGIN IMMEDIATE``) on
     ``path`` from ``with`` until ``release()`` (at most ``limit`` seconds)."""
 
-    def __init__(self, path: Path, limit: float = 30.0) -> None:
+    def __init__(self, path: Path, limit: float = 120.0) -> None:
         self.path = path
         self.limit = limit
         self.held_for: float | None = None
@@ -238,8 +244,11 @@ class LockHolder:
     def release(self) -> float:
         """Commit and end; how long the lock was held."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise AssertionError(f"the lock holder gave up after {self.limit:g}s") from None
         assert self.proc.stdout.readline().strip() == "released"
         self.held_for = time.monotonic() - self.held_at
         self.proc.wait(10)
@@ -256,7 +265,8 @@ class LockHolder:
             self.proc.wait(10)
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(BrokenPipeError):  # stdin of a process gone
+                    stream.close()
 
 
 def dump_state(path: Path) -> str:
