@@ -260,3 +260,15 @@ def test_the_wait_limit_is_read_when_a_store_opens(
         pytest.raises(StateBusyError, match="for 0s"),
     ):
         store.record_polls([update()])
+
+
+def test_releasing_leases_does_not_wait_beyond_the_busy_timeout(db: Path) -> None:
+    # Shutdown releases leases; under a foreign lock it must not hang for the
+    # full wait (the leases run out by themselves, or are freed at restart).
+    with SqlStore(f"sqlite:///{db}", wait=30.0) as store, LockHolder(db):
+        started = time.monotonic()
+        with pytest.raises(StateBusyError):
+            store.release_feeds(["f-1"])
+        with pytest.raises(StateBusyError):
+            store.renew_notifications([1], T0)
+        assert time.monotonic() - started < 5

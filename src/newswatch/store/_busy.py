@@ -56,6 +56,9 @@ SAY_EVERY = 10.0
 # writers: that is ordinary queueing (each transaction is short), bounded
 # only so that a stuck thread cannot hang the rest for ever.
 TURN_WAIT = 120.0
+# The turn wait of quick writes (releasing and renewing leases): about one
+# busy timeout; a lease not released or renewed runs out by itself.
+QUICK_TURN_WAIT = 5.0
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -86,12 +89,14 @@ def pause_before(attempt: int, waited: float, limit: float) -> float | None:
 class BusyWait:
     """How the store waits for a lock: the limit, the clock, who is told.
 
-    ``where`` names the database in messages (no password). ``clock`` and
+    ``where`` names the database in messages (no password); ``turn_wait``
+    bounds the wait for this process's other writers. ``clock`` and
     ``sleep`` are monotonic seconds, passed in so tests need not wait.
     """
 
     where: str
     limit: float = STATE_WAIT
+    turn_wait: float = TURN_WAIT
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     _said_at: float | None = field(default=None, init=False, repr=False)
@@ -155,12 +160,12 @@ def writer_lock(path: str) -> threading.Lock:
 @contextmanager
 def turn(lock: threading.Lock | None, wait: BusyWait) -> Iterator[None]:
     """Hold ``lock`` (None: nothing to hold) for one write transaction,
-    waiting for it at most ``wait.limit`` or ``TURN_WAIT``, the longer."""
+    waiting for it at most ``wait.limit`` or ``wait.turn_wait``, the longer."""
     if lock is None:
         yield
         return
     started = wait.clock()
-    if not lock.acquire(timeout=max(wait.limit, TURN_WAIT)):
+    if not lock.acquire(timeout=max(wait.limit, wait.turn_wait)):
         raise wait.failed(wait.clock() - started)
     try:
         yield

@@ -133,7 +133,7 @@ class FeedQueueMixin(Transactional):
         keys = list(dict.fromkeys(feed_keys))
         if not keys:
             return
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, quick=True) as conn:
             for chunk in chunks(keys):
                 conn.execute(
                     update(feeds).where(feeds.c.feed_key.in_(chunk)).values(lease_until=None)
@@ -145,7 +145,7 @@ class FeedQueueMixin(Transactional):
         keys = list(dict.fromkeys(feed_keys))
         if not keys:
             return
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, quick=True) as conn:
             for chunk in chunks(keys):
                 conn.execute(
                     update(feeds)

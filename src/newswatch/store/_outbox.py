@@ -390,7 +390,7 @@ class OutboxMixin(Transactional):
         if not ids:
             return
         n = notifications.c
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, quick=True) as conn:
             for chunk in chunks(ids):
                 conn.execute(
                     update(notifications)
@@ -408,7 +408,7 @@ class OutboxMixin(Transactional):
         if not ids:
             return
         n = notifications.c
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, quick=True) as conn:
             for chunk in chunks(ids):
                 conn.execute(
                     update(notifications)

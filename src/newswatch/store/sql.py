@@ -69,6 +69,7 @@ class SqlStore(FeedQueueMixin, ArticleLogMixin, OutboxMixin, LedgerMixin, LeaseM
         # Looked up now, not at import: tests shorten it.
         limit = _busy.STATE_WAIT if wait is None else wait
         self._wait = BusyWait(where=self.where, limit=limit)
+        self._quick = BusyWait(where=self.where, limit=0.0, turn_wait=_busy.QUICK_TURN_WAIT)
         # Writers of one SQLite file take turns in this process (see _busy).
         file = engine.dialect.name == "sqlite" and not is_memory(engine.url)
         database = engine.url.database
@@ -91,13 +92,14 @@ class SqlStore(FeedQueueMixin, ArticleLogMixin, OutboxMixin, LedgerMixin, LeaseM
         return f"SqlStore({self.where!r})"
 
     @contextmanager
-    def _tx(self, *, write: bool) -> Iterator[Connection]:
+    def _tx(self, *, write: bool, quick: bool = False) -> Iterator[Connection]:
         if write and self._read_only:
             raise StateReadOnlyError(f"the state database {self.where} was opened read-only")
+        wait = self._quick if quick else self._wait
         with (
             self._serial,
-            turn(self._writer if write else None, self._wait),
-            transaction(self._engine, write=write, wait=self._wait) as conn,
+            turn(self._writer if write else None, wait),
+            transaction(self._engine, write=write, wait=wait) as conn,
         ):
             yield conn
 
