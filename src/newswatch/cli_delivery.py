@@ -10,6 +10,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 import httpx
@@ -19,6 +20,20 @@ from newswatch.config import LoadedConfig
 from newswatch.model import DeliveryResult, Notification, NotificationKind
 from newswatch.periods import Schedule
 from newswatch.store.base import DigestTarget
+
+
+def sub_config(func: Any) -> Any:
+    """``--config`` on a subcommand too (``channels test NAME -c FILE``): it
+    overrides the group's."""
+    return click.option(
+        "--config",
+        "-c",
+        "sub_config_path",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="Configuration file (as on the group).",
+    )(func)
+
 
 # Titles shown under each notification in `newswatch outbox`.
 TITLES_SHOWN = 3
@@ -91,12 +106,15 @@ def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int)
 @outbox.command("retry")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "all_", is_flag=True, help="Retry every dead notification.")
+@sub_config
 @click.pass_obj
-def outbox_retry(config_path: str, ids: Sequence[int], all_: bool) -> None:
+def outbox_retry(
+    config_path: str, ids: Sequence[int], all_: bool, sub_config_path: str | None
+) -> None:
     """Send dead notifications again, whole (by notification ID, or --all)."""
     if not ids and not all_:
         raise click.UsageError("give notification IDs (see `newswatch outbox`) or --all")
-    loaded = _load(config_path)
+    loaded = _load(sub_config_path or config_path)
     with _open_state(loaded.config, read_only=False) as store:
         n = store.retry_dead(None if all_ else list(ids), _now())
     click.echo(f"{n} dead notification(s) queued again")
@@ -149,10 +167,11 @@ async def _describe(loaded: LoadedConfig) -> dict[str, str]:
 
 @channels.command("test")
 @click.argument("name")
+@sub_config
 @click.pass_obj
-def channels_test(config_path: str, name: str) -> None:
+def channels_test(config_path: str, name: str, sub_config_path: str | None) -> None:
     """Send a test message through channel NAME and print the service's answer (exit 0 or 1)."""
-    loaded = _load(config_path)
+    loaded = _load(sub_config_path or config_path)
     if name not in loaded.config.channels:
         known = ", ".join(loaded.config.channels) or "none configured"
         raise click.UsageError(f"no channel {name!r} (channels: {known})")
