@@ -1,8 +1,8 @@
 """Real processes for the reliability matrix (tests/test_reliability.py).
 
 - ``cli(...)`` runs one ``newswatch`` command in a fresh process and reports
-  its exit code, output, wall time and peak RSS (``os.wait4``'s rusage of
-  that very child, so each figure is its own, not the maximum so far).
+  its exit code, output, wall time and peak RSS (the child's own VmHWM,
+  which it reports as it exits).
 - ``Daemon`` runs ``newswatch run`` and follows its output line by line.
 - ``LockHolder`` is a second process that holds SQLite's write lock
   (``BEGIN IMMEDIATE``) on a state file for a while.
@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -70,55 +71,66 @@ def _reader(stream: IO[str], sink: list[str], cond: threading.Condition | None =
             cond.notify_all()
 
 
+# Starts the command in the child and, at its exit, writes the child's own
+# peak RSS (VmHWM, KiB) to $NW_PEAK_FILE. Not rusage's ru_maxrss: on Linux
+# that keeps the peak of the process image before exec, i.e. of the forking
+# parent (pytest, hundreds of MiB late in a run), which would hide a bomb.
+_LAUNCH = """
+import atexit, os
+
+def _report_peak():
+    with open("/proc/self/status") as status:
+        peak = next((line.split()[1] for line in status if line.startswith("VmHWM:")), "0")
+    with open(os.environ["NW_PEAK_FILE"], "w") as out:
+        out.write(peak)
+
+atexit.register(_report_peak)
+{prelude}
+from newswatch.cli import main
+main(prog_name="newswatch")
+"""
+
+
 def cli(
     *args: str,
     env: Mapping[str, str] | None = None,
     umask: int | None = None,
     timeout: float = 40.0,
-    prelude: str | None = None,
+    prelude: str = "",
 ) -> Run:
     """Run ``newswatch ARGS`` to completion in a new process; ``prelude``:
     Python run first in that process (e.g. to shorten a limit)."""
     started = time.monotonic()
-    command = ["-m", "newswatch"]
-    if prelude is not None:
-        command = ["-c", f"{prelude}\nfrom newswatch.cli import main\nmain(prog_name='newswatch')"]
-    proc = subprocess.Popen(
-        [sys.executable, *command, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(env),
-        preexec_fn=_umask(umask),
-    )
-    out: list[str] = []
-    err: list[str] = []
-    assert proc.stdout is not None and proc.stderr is not None
-    readers = [
-        threading.Thread(target=_reader, args=(proc.stdout, out), daemon=True),
-        threading.Thread(target=_reader, args=(proc.stderr, err), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    for reader in readers:
-        reader.join(5)
-    proc.stdout.close()
-    proc.stderr.close()
-    # ru_maxrss is in KiB on Linux.
-    return Run(
-        proc.returncode,
-        "".join(out),
-        "".join(err),
-        time.monotonic() - started,
-        usage.ru_maxrss / 1024,
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        peak_file = Path(folder) / "peak"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCH.format(prelude=prelude), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**_env(env), "NW_PEAK_FILE": str(peak_file)},
+            preexec_fn=_umask(umask),
+        )
+        out: list[str] = []
+        err: list[str] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [
+            threading.Thread(target=_reader, args=(proc.stdout, out), daemon=True),
+            threading.Thread(target=_reader, args=(proc.stderr, err), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait(10)
+        for reader in readers:
+            reader.join(5)
+        proc.stdout.close()
+        proc.stderr.close()
+        peak_kib = int(peak_file.read_text() or 0) if peak_file.exists() else 0
+    return Run(code, "".join(out), "".join(err), time.monotonic() - started, peak_kib / 1024)
 
 
 class Proc:
