@@ -10,9 +10,11 @@ every error is caught per feed, recorded on that feed and logged.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -70,6 +72,10 @@ class FeedOutcome:
     matches: tuple[Match, ...] = field(default=(), repr=False)
     error: str | None = None
     warning: str | None = None
+    parse_seconds: float | None = None  # parsing the document, when one was parsed
+    failures: int = 0  # failed polls in a row, this one included ("failed" only)
+    recovered: bool = False  # succeeded after failing
+    silent_first_poll: bool = False  # recorded what it holds without alerting
 
 
 class Poller:
@@ -186,7 +192,7 @@ class Poller:
     async def _poll_claimed(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:
         try:
             try:
-                return await self._poll(feed, state)
+                outcome = await self._poll(feed, state)
             except (asyncio.CancelledError, StateBusyError):
                 raise
             except Exception as exc:  # one bad feed never stops the rest
@@ -195,8 +201,16 @@ class Poller:
         except StateBusyError as exc:
             # Not the feed's fault: record nothing (its lease runs out and it
             # is polled again), count no failure.
-            log.warning("feed %s: not recorded, polled again soon: %s", feed.label, exc)
+            log.debug("feed %s: not recorded, polled again soon: %s", feed.label, exc)
             return FeedOutcome(feed.key, feed.label, "deferred", error=str(exc))
+        if outcome.status != "failed" and state is not None and state.consecutive_errors:
+            log.debug(
+                "feed %s: recovered after %d failed polls",
+                feed.label,
+                state.consecutive_errors,
+            )
+            outcome = dataclasses.replace(outcome, recovered=True)
+        return outcome
 
     async def _poll(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:
         source = feed.source
@@ -236,7 +250,9 @@ class Poller:
         self, feed: FeedConfig, fetch: FetchResult, rules: Rules, first_poll: bool
     ) -> FeedOutcome:
         """Parse, decide and store; runs in a worker thread."""
+        started = time.perf_counter()
         parsed, articles = _read(feed, fetch)
+        parse_seconds = time.perf_counter() - started
         known = self.store.known_entries(feed.key, [a.entry_key for a in articles])
         new = [a for a in articles if a.entry_key not in known]
         now = self.clock()
@@ -257,7 +273,7 @@ class Poller:
                 )
             )
         if parsed.warning:
-            log.warning("feed %s: %s", feed.label, parsed.warning)
+            log.debug("feed %s: %s", feed.label, parsed.warning)
         update = FeedUpdate(
             feed.key,
             now,
@@ -269,13 +285,15 @@ class Poller:
             last_status=fetch.status,
         )
         result = self.store.ingest(update, items, seen_again=sorted(known))
-        if first_poll and new and not any(may_alert):
-            log.info(
+        silent = first_poll and bool(new) and not any(may_alert)
+        # Per-feed lines are DEBUG: the daemon logs one line per poll cycle.
+        if silent:
+            log.debug(
                 "feed %s: first poll, recorded %d entries without alerting (set backfill to alert)",
                 feed.label,
                 len(new),
             )
-        log.info(
+        log.debug(
             "feed %s: %d entries, %d new, %d matches, %d alerts queued",
             feed.label,
             len(articles),
@@ -292,13 +310,15 @@ class Poller:
             new_alerts=result.new_outbox,
             matches=tuple(matched),
             warning=parsed.warning,
+            parse_seconds=parse_seconds,
+            silent_first_poll=silent,
         )
 
     async def _fail(self, feed: FeedConfig, error: str, state: FeedState | None) -> FeedOutcome:
         now = self.clock()
         errors = (state.consecutive_errors if state else 0) + 1
         nxt = self._next(feed, now, errors=errors)
-        log.warning(
+        log.debug(
             "feed %s: %s (failure %d in a row; next try %s)",
             feed.label,
             error,
@@ -307,7 +327,7 @@ class Poller:
         )
         update = FeedUpdate(feed.key, now, nxt, ok=False, error=error, status="failing")
         await asyncio.to_thread(self.store.record_polls, [update])
-        return FeedOutcome(feed.key, feed.label, "failed", error=error)
+        return FeedOutcome(feed.key, feed.label, "failed", error=error, failures=errors)
 
     def _next(self, feed: FeedConfig, now: datetime, *, errors: int) -> datetime:
         poll = self.config.poll

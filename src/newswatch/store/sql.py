@@ -5,8 +5,8 @@ lease them in the same write transaction: SQLite takes the write lock at
 BEGIN IMMEDIATE, PostgreSQL locks the picked rows with FOR UPDATE SKIP
 LOCKED, so two claimers (threads, processes, replicas) never get the same
 row. Each role lives in its own module (``_feeds``, ``_articles``,
-``_outbox``, ``_ledger``, ``_leases``); ``SqlStore`` joins them over one
-engine.
+``_outbox``, ``_ledger``, ``_leases``; read-only views for people in
+``_stats``); ``SqlStore`` joins them over one engine.
 
 A write that finds another process holding SQLite's lock waits (``_busy``)
 and says so; read-only commands open the state with ``read_only=True``,
@@ -36,13 +36,14 @@ from newswatch.store._feeds import FeedQueueMixin
 from newswatch.store._leases import LeaseMixin
 from newswatch.store._ledger import LedgerMixin
 from newswatch.store._outbox import OutboxMixin
+from newswatch.store._stats import StatsMixin
 from newswatch.store.base import Store
 from newswatch.store.errors import StateReadOnlyError
 
 __all__ = ["ARTICLE_PAGE", "PRUNE_BATCH", "STATE_WAIT", "SqlStore", "open_store"]
 
 
-class SqlStore(FeedQueueMixin, ArticleLogMixin, OutboxMixin, LedgerMixin, LeaseMixin):
+class SqlStore(FeedQueueMixin, ArticleLogMixin, OutboxMixin, LedgerMixin, LeaseMixin, StatsMixin):
     """The Store over an Engine. ``SqlStore(url)`` or ``SqlStore.from_engine(engine)``.
 
     Thread-safe: each call checks a connection out of the engine's pool.
