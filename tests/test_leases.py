@@ -9,13 +9,19 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from newswatch.daemon import free_stale_leases
+from feedserver import FeedServer
+from newswatch import poll
+from newswatch.config import load_config
+from newswatch.daemon import App, free_stale_leases
 from newswatch.leases import Owner, Renewer, pid_alive, stale_owners
+from newswatch.notify.deliver import DeliveryStats, more_at_once
 from newswatch.store import SqlStore, open_store
+from samples import rss
 from store_helpers import MIN, T0, article, compose_each, ingest, item, specs
 
 ME = Owner("box", 100, "aaaa")
@@ -157,3 +163,39 @@ def test_a_lease_too_short_to_renew_is_refused() -> None:
 
     with pytest.raises(ValueError, match="too short"):
         Renewer(lease=timedelta(seconds=3), keys=set, renew=renew, clock=lambda: T0, what="x")
+
+
+# --------------------------------------------------------------------------- a poll in flight
+
+
+@pytest.mark.parametrize(
+    ("sent", "retried", "deferred", "more"),
+    [(50, 0, 0, True), (49, 0, 0, False), (49, 1, 0, False), (40, 0, 10, False), (0, 0, 0, False)],
+)
+def test_more_at_once(sent: int, retried: int, deferred: int, more: bool) -> None:
+    stats = DeliveryStats(sent=sent, retried=retried, deferred=deferred)
+    assert more_at_once(stats, batch=50) is more
+
+
+async def test_a_slow_poll_keeps_its_feed_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll that outlasts FEED_LEASE (shortened to 3.3 s) renews its lease:
+    another poller claims nothing meanwhile, and the feed is polled once."""
+    monkeypatch.setattr(poll, "FEED_LEASE", timedelta(seconds=3.3))
+    with FeedServer() as server:
+        server.route("/slow.xml", body=rss(*[]), delay=4.0)
+        config = tmp_path / "newswatch.yaml"
+        config.write_text(
+            f"state: sqlite:///{tmp_path}/state.db\n"
+            f'feeds: [{{url: "{server.url("/slow.xml")}", name: slow}}]\n',
+            encoding="utf-8",
+        )
+        async with App.open(load_config(config, env={})) as app:
+            polling = asyncio.create_task(app.poller.poll_due())
+            await asyncio.sleep(3.7)  # past the first lease
+            now = datetime.now(UTC)
+            stolen = await asyncio.to_thread(app.store.claim_due_feeds, now, now + MIN, 5)
+            [outcome] = await polling
+        assert stolen == []
+        assert outcome.status == "updated" and server.hits("/slow.xml") == 1

@@ -9,6 +9,8 @@ real 5 s timeout through the command line.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
@@ -22,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from feedserver import FeedServer
+from newswatch.config import load_config
+from newswatch.daemon import App
 from newswatch.store import (
     SCHEMA_VERSION,
     FeedSpec,
@@ -40,6 +45,7 @@ from newswatch.store.errors import (
 )
 from newswatch.store.schema import SchemaVersionError
 from reliability_helpers import LockHolder
+from samples import Item, rss
 from store_helpers import T0
 
 DATA = Path(__file__).parent / "data"
@@ -272,3 +278,36 @@ def test_releasing_leases_does_not_wait_beyond_the_busy_timeout(db: Path) -> Non
         with pytest.raises(StateBusyError):
             store.renew_notifications([1], T0)
         assert time.monotonic() - started < 5
+
+
+async def test_a_feed_whose_result_cannot_be_stored_is_deferred_not_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_busy, "STATE_WAIT", 0.3)
+    with FeedServer() as server:
+        server.route("/a.xml", body=rss(Item("Pact", "https://n.example/1", guid="1")), delay=0.5)
+        config = tmp_path / "newswatch.yaml"
+        config.write_text(
+            f"state: sqlite:///{tmp_path}/state.db\n"
+            f'feeds: [{{url: "{server.url("/a.xml")}", name: a}}]\n',
+            encoding="utf-8",
+        )
+        async with App.open(load_config(config, env={})) as app:
+            polling = asyncio.create_task(app.poller.poll_all())
+            await asyncio.to_thread(server.wait_for_requests, 1, "/a.xml")
+            # Locked while the feed is being fetched: its result cannot be stored.
+            with LockHolder(tmp_path / "state.db"):
+                [outcome] = await polling
+            assert outcome.status == "deferred" and "stayed locked" in (outcome.error or "")
+            [state] = await asyncio.to_thread(app.store.feed_states)
+            assert (state.consecutive_errors, state.last_attempt_at) == (0, None)
+            [outcome] = await app.poller.poll_all()  # the lock is gone: recorded
+            assert outcome.status == "updated"
+
+
+def test_a_moved_feed_is_stored_without_its_query_values(db: Path) -> None:
+    moved = "https://feeds.example.org/new.xml?token=tok-5678"
+    with SqlStore(f"sqlite:///{db}") as store:
+        store.record_polls([dataclasses.replace(update(), moved_to=moved, status="moved")])
+        [state] = store.feed_states()
+    assert state.moved_to == "https://feeds.example.org/new.xml?token=****"

@@ -40,7 +40,7 @@ from newswatch.leases import Owner, pid_alive, stale_owners
 from newswatch.logs import config_secrets, cycle_line, secret_mask
 from newswatch.metrics import Metrics, cycle_from_outcomes
 from newswatch.notify.channels import Channel, build_channels
-from newswatch.notify.deliver import SEND_TIMEOUT, Deliverer
+from newswatch.notify.deliver import SEND_TIMEOUT, Deliverer, more_at_once
 from newswatch.notify.digests import run_digests
 from newswatch.notify.render import RenderContext
 from newswatch.notify.templates import Templates
@@ -530,14 +530,11 @@ class Daemon:
         try:
             # Channels a reload replaced: no round uses them now (one at a time).
             await self.app.close_retired()
+            # Rounds follow each other while they are full and clean (a burst
+            # went at 50 notifications a tick before).
             while not self._stop.is_set():
                 stats = await deliverer.deliver_due()
-                # A full round that went well: a burst may wait behind it, so
-                # go on now (25 notifications a tick was the ceiling). Any
-                # failure waits for the next tick, so a down service is not
-                # probed in a tight loop.
-                clean = not (stats.retried or stats.deferred or stats.dead)
-                if not clean or stats.settled < deliverer.batch:
+                if not more_at_once(stats, deliverer.batch):
                     break
         except StateBusyError as exc:
             log.warning("deliver tick skipped: %s", exc)
