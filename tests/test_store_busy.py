@@ -281,7 +281,7 @@ def test_releasing_leases_does_not_wait_beyond_the_busy_timeout(db: Path) -> Non
 
 
 async def test_a_feed_whose_result_cannot_be_stored_is_deferred_not_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(_busy, "STATE_WAIT", 0.3)
     with FeedServer() as server:
@@ -299,6 +299,8 @@ async def test_a_feed_whose_result_cannot_be_stored_is_deferred_not_failed(
             with LockHolder(tmp_path / "state.db"):
                 [outcome] = await polling
             assert outcome.status == "deferred" and "stayed locked" in (outcome.error or "")
+            # Not an error of the feed, nor a bug: no ERROR line, no traceback.
+            assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
             [state] = await asyncio.to_thread(app.store.feed_states)
             assert (state.consecutive_errors, state.last_attempt_at) == (0, None)
             [outcome] = await app.poller.poll_all()  # the lock is gone: recorded
