@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import random
 import time
@@ -24,18 +25,23 @@ from newswatch.feeds.fetch import Fetcher, host_key
 from newswatch.feeds.normalize import normalize_feed
 from newswatch.feeds.parse import FeedParseError, parse_feed
 from newswatch.identity import content_hash, edited, identity_keys
+from newswatch.leases import Renewer
 from newswatch.model import Article, FetchResult, Match, ParsedFeed, Route
+from newswatch.notify.redact import link_base
 from newswatch.notify.targets import Targets
 from newswatch.rules import RuleIndex
 from newswatch.schedule import alertable, next_poll_at
 from newswatch.store.base import KEEP, FeedSpec, FeedState, FeedUpdate, IngestItem, Store
+from newswatch.store.errors import StateBusyError
 from newswatch.stories import StoryFinder
 
 log = logging.getLogger("newswatch.poll")
 
-# A feed is leased while it is polled; a replica that dies mid-poll frees it
-# after this long. Longer than the fetch deadline plus parsing and storing.
-LEASE_MARGIN = timedelta(minutes=2)
+# A feed is leased while it is polled, and the lease is renewed every third
+# of this while the poll runs (waiting for a slot, fetching, storing): a
+# process killed mid-poll frees its feeds within this long (at once if it is
+# restarted on the same host: newswatch.leases).
+FEED_LEASE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +64,9 @@ class Rules:
 class FeedOutcome:
     feed_key: str
     name: str
-    status: Literal["updated", "not_modified", "failed"]
+    # deferred: fetched, but the state database stayed locked by another
+    # process; nothing recorded, the feed is polled again soon (not a failure).
+    status: Literal["updated", "not_modified", "failed", "deferred"]
     entries: int = 0
     new_articles: int = 0
     new_alerts: int = 0
@@ -81,6 +89,7 @@ class Poller:
         fetcher: Fetcher,
         clock: Callable[[], datetime],
         rng: random.Random,
+        owner: str | None = None,
     ) -> None:
         self.config = config
         self.rules = rules
@@ -89,6 +98,7 @@ class Poller:
         self.clock = clock
         self.rng = rng
         self.stories = StoryFinder.from_settings(store, config.stories)
+        self.owner = owner
 
     def reconfigure(self, config: Config, rules: Rules) -> None:
         if config.stories != self.config.stories:
@@ -107,13 +117,31 @@ class Poller:
         """Claim the feeds that are due and poll them concurrently."""
         feeds = self.feeds_by_key
         now = self.clock()
-        lease_until = now + self.config.poll.timeout + LEASE_MARGIN
         # Claim a few batches' worth; the fetcher's semaphores pace the rest.
         limit = self.config.poll.concurrency * 4
-        states = await asyncio.to_thread(self.store.claim_due_feeds, now, lease_until, limit)
-        tasks = [self._poll_claimed(feeds[s.feed_key], s) for s in states if s.feed_key in feeds]
+        states = await asyncio.to_thread(
+            functools.partial(
+                self.store.claim_due_feeds, now, now + FEED_LEASE, limit, owner=self.owner
+            )
+        )
+        in_flight = {s.feed_key for s in states}
+
+        async def poll(feed: FeedConfig, state: FeedState) -> FeedOutcome:
+            try:
+                return await self._poll_claimed(feed, state)
+            finally:
+                in_flight.discard(feed.key)
+
+        async def renew(keys: list[str], until: datetime) -> None:
+            await asyncio.to_thread(self.store.renew_feeds, keys, until)
+
+        tasks = [poll(feeds[s.feed_key], s) for s in states if s.feed_key in feeds]
+        renewer = Renewer(
+            lease=FEED_LEASE, keys=lambda: in_flight, renew=renew, clock=self.clock, what="feed"
+        )
         try:
-            return list(await asyncio.gather(*tasks))
+            async with renewer:
+                return list(await asyncio.gather(*tasks))
         except asyncio.CancelledError:
             # Shutdown: give the leases back so the next start polls at once.
             await asyncio.shield(
@@ -167,20 +195,26 @@ class Poller:
 
     async def _poll_claimed(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:
         try:
-            outcome = await self._poll(feed, state)
-            if outcome.status != "failed" and state is not None and state.consecutive_errors:
-                log.debug(
-                    "feed %s: recovered after %d failed polls",
-                    feed.display_name,
-                    state.consecutive_errors,
-                )
-                outcome = dataclasses.replace(outcome, recovered=True)
-            return outcome
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # one bad feed never stops the rest
-            log.exception("feed %s: unexpected error while polling", feed.display_name)
-            return await self._fail(feed, f"internal error: {type(exc).__name__}: {exc}", state)
+            try:
+                outcome = await self._poll(feed, state)
+            except (asyncio.CancelledError, StateBusyError):
+                raise
+            except Exception as exc:  # one bad feed never stops the rest
+                log.exception("feed %s: unexpected error while polling", feed.label)
+                return await self._fail(feed, f"internal error: {type(exc).__name__}", state)
+        except StateBusyError as exc:
+            # Not the feed's fault: record nothing (its lease runs out and it
+            # is polled again), count no failure.
+            log.debug("feed %s: not recorded, polled again soon: %s", feed.label, exc)
+            return FeedOutcome(feed.key, feed.label, "deferred", error=str(exc))
+        if outcome.status != "failed" and state is not None and state.consecutive_errors:
+            log.debug(
+                "feed %s: recovered after %d failed polls",
+                feed.label,
+                state.consecutive_errors,
+            )
+            outcome = dataclasses.replace(outcome, recovered=True)
+        return outcome
 
     async def _poll(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:
         source = feed.source
@@ -207,8 +241,8 @@ class Poller:
                 last_modified=fetch.last_modified if fetch.last_modified is not None else KEEP,
             )
             await asyncio.to_thread(self.store.record_polls, [update])
-            log.debug("feed %s: not modified", feed.display_name)
-            return FeedOutcome(feed.key, feed.display_name, "not_modified")
+            log.debug("feed %s: not modified", feed.label)
+            return FeedOutcome(feed.key, feed.label, "not_modified")
         rules = self.rules
         first_poll = state is None or state.last_success_at is None
         try:
@@ -267,7 +301,7 @@ class Poller:
         if self.stories is not None:
             items = self.stories.annotate(items, now)
         if parsed.warning:
-            log.debug("feed %s: %s", feed.display_name, parsed.warning)
+            log.debug("feed %s: %s", feed.label, parsed.warning)
         update = FeedUpdate(
             feed.key,
             now,
@@ -284,12 +318,12 @@ class Poller:
         if silent:
             log.debug(
                 "feed %s: first poll, recorded %d entries without alerting (set backfill to alert)",
-                feed.display_name,
+                feed.label,
                 len(new),
             )
         log.debug(
             "feed %s: %d entries, %d new, %d matches, %d alerts queued",
-            feed.display_name,
+            feed.label,
             len(articles),
             result.new_articles,
             len(matched),
@@ -297,7 +331,7 @@ class Poller:
         )
         return FeedOutcome(
             feed.key,
-            feed.display_name,
+            feed.label,
             "updated",
             entries=len(articles),
             new_articles=result.new_articles,
@@ -314,14 +348,14 @@ class Poller:
         nxt = self._next(feed, now, errors=errors)
         log.debug(
             "feed %s: %s (failure %d in a row; next try %s)",
-            feed.display_name,
+            feed.label,
             error,
             errors,
             nxt.strftime("%H:%M:%S UTC"),
         )
         update = FeedUpdate(feed.key, now, nxt, ok=False, error=error, status="failing")
         await asyncio.to_thread(self.store.record_polls, [update])
-        return FeedOutcome(feed.key, feed.display_name, "failed", error=error, failures=errors)
+        return FeedOutcome(feed.key, feed.label, "failed", error=error, failures=errors)
 
     def _next(self, feed: FeedConfig, now: datetime, *, errors: int) -> datetime:
         poll = self.config.poll
@@ -337,15 +371,15 @@ class Poller:
     async def _dry_run_feed(self, feed: FeedConfig) -> FeedOutcome:
         fetch = await self.fetcher.fetch(feed.key, feed.source, allow_private=feed.allow_private)
         if fetch.error is not None:
-            return FeedOutcome(feed.key, feed.display_name, "failed", error=fetch.error)
+            return FeedOutcome(feed.key, feed.label, "failed", error=fetch.error)
         try:
             parsed, articles = await asyncio.to_thread(_read, feed, fetch)
         except FeedParseError as exc:
-            return FeedOutcome(feed.key, feed.display_name, "failed", error=str(exc))
+            return FeedOutcome(feed.key, feed.label, "failed", error=str(exc))
         matches = tuple(m for a in articles for m in self.rules.index.match(a))
         return FeedOutcome(
             feed.key,
-            feed.display_name,
+            feed.label,
             "updated",
             entries=len(articles),
             matches=matches,
@@ -354,10 +388,18 @@ class Poller:
 
 
 def _read(feed: FeedConfig, fetch: FetchResult) -> tuple[ParsedFeed, list[Article]]:
-    """Parse fetched bytes and normalize the entries (raises FeedParseError)."""
-    parsed = parse_feed(fetch.body or b"", url=fetch.url, content_type=fetch.content_type)
+    """Parse fetched bytes and normalize the entries (raises FeedParseError).
+
+    Relative links resolve against the fetched URL without its query (and
+    credentials, which the fetcher stripped already): only a link that is
+    empty or a bare ``#fragment`` would take the query, and a feed's query
+    may hold its token."""
+    base = link_base(fetch.url)
+    parsed = parse_feed(
+        fetch.body or b"", url=base, content_type=fetch.content_type, label=feed.label
+    )
     articles = normalize_feed(
-        parsed, feed_key=feed.key, source=feed.display_name, tags=feed.tags, base_url=fetch.url
+        parsed, feed_key=feed.key, source=feed.label, tags=feed.tags, base_url=base
     )
     return parsed, articles
 
@@ -365,13 +407,13 @@ def _read(feed: FeedConfig, fetch: FetchResult) -> tuple[ParsedFeed, list[Articl
 def feed_specs(config: Config) -> list[FeedSpec]:
     """The configuration's feeds as the store knows them (no URLs)."""
     return [
-        FeedSpec(key=f.key, label=f.display_name, host=host_key(f.url) if f.url else "")
+        FeedSpec(key=f.key, label=f.label, host=host_key(f.url) if f.url else "")
         for f in config.feeds
     ]
 
 
 def summarize(outcomes: Sequence[FeedOutcome]) -> str:
-    ok = sum(o.status != "failed" for o in outcomes)
+    ok = sum(o.status not in ("failed", "deferred") for o in outcomes)
     new = sum(o.new_articles for o in outcomes)
     alerts = sum(o.new_alerts for o in outcomes)
     return f"{len(outcomes)} feeds ({ok} ok), {new} new articles, {alerts} alerts queued"

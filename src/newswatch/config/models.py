@@ -149,7 +149,8 @@ class FeedConfig(_Frozen):
         if (self.url is None) == (self.path is None):
             raise ValueError("a feed needs exactly one of 'url' or 'path'")
         if self.url is not None and not re.match(r"^(https?|file)://", self.url):
-            raise ValueError(f"feed url {self.url!r} must start with http://, https:// or file://")
+            shown = mask_feed_url(self.url)  # the URL may carry credentials
+            raise ValueError(f"feed url {shown!r} must start with http://, https:// or file://")
         return self
 
     @property

@@ -246,6 +246,7 @@ class OutboxMixin(Transactional):
         limit: int,
         *,
         only: Sequence[int] | None = None,
+        owner: str | None = None,
     ) -> list[Notification]:
         if limit <= 0 or (only is not None and not only):
             return []
@@ -281,6 +282,7 @@ class OutboxMixin(Transactional):
                 .values(
                     status=NotificationStatus.SENDING.value,
                     lease_until=lease_until,
+                    lease_owner=owner,
                     attempts=n.attempts + 1,
                 )
             )
@@ -402,7 +404,7 @@ class OutboxMixin(Transactional):
         if not ids:
             return
         n = notifications.c
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, quick=True) as conn:
             for chunk in chunks(ids):
                 conn.execute(
                     update(notifications)
@@ -420,7 +422,7 @@ class OutboxMixin(Transactional):
         if not ids:
             return
         n = notifications.c
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, quick=True) as conn:
             for chunk in chunks(ids):
                 conn.execute(
                     update(notifications)

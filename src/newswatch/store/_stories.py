@@ -132,37 +132,17 @@ def owners_of(conn: Connection, bands: Sequence[tuple[int, int]]) -> dict[int, i
 
 
 class StoryResolver:
-    """The story statements of one ingest transaction."""
+    """The story statements of one ingest transaction (``_articles._Ingest``
+    decides with them, in the order above)."""
 
     def __init__(self, conn: Connection, now: datetime) -> None:
         self.conn = conn
         self.now = now
         # RETURNING, not rowcount: psycopg reports -1 for INSERT ... DO NOTHING.
-        self.insert_key = insert_ignore(conn, story_keys, "key").returning(story_keys.c.key)
         self.insert_band = insert_ignore(conn, story_bands, "band", "hash").returning(
             story_bands.c.band
         )
         self.by_entry: dict[str, int] = {}  # this ingest's items -> their story
-
-    def resolve(self, item: IngestItem, keys: Sequence[str]) -> tuple[int, bool, bool]:
-        """(story id, known before, evaluated) for an article (see the
-        module doc for the order)."""
-        story_id = self._known(item, keys)
-        if story_id is not None:
-            story_id = self.root(story_id)
-        if story_id is not None:
-            for other in item.story_merge:
-                story_id = self.merge(story_id, other)
-            evaluated = self.conn.execute(
-                update(stories)
-                .where(stories.c.id == story_id)
-                .values(last_seen_at=self.now)
-                .returning(stories.c.evaluated)
-            ).scalar_one_or_none()
-            if evaluated is not None:
-                self.add_keys(story_id, keys)
-                return self._remember(item, story_id), True, bool(evaluated)
-        return self._found(item, keys)
 
     def root(self, story_id: int) -> int | None:
         """The story itself, or the one it was merged into (None: gone)."""
@@ -211,81 +191,10 @@ class StoryResolver:
         conn.execute(update(stories).where(stories.c.id == keep).values(evaluated=bool(evaluated)))
         return keep
 
-    def _known(self, item: IngestItem, keys: Sequence[str]) -> int | None:
-        conn = self.conn
-        found = conn.execute(
-            select(story_keys.c.story_id).where(story_keys.c.key.in_(list(keys)))
-        ).scalars()
-        story_id = min(found, default=None)
-        if story_id is not None:
-            return int(story_id)
-        if item.story_hint is not None and self.root(item.story_hint) is not None:
-            return item.story_hint
-        return None
-
     def rejected(self, item: IngestItem) -> list[int]:
         """The stories the article must not join on a shared band."""
         apart = [self.by_entry[e] for e in item.story_apart if e in self.by_entry]
         return sorted({*item.story_rejected, *apart})
-
-    def _found(self, item: IngestItem, keys: Sequence[str]) -> tuple[int, bool, bool]:
-        conn = self.conn
-        story_id = int(
-            conn.execute(
-                stories.insert()
-                .values(
-                    title=item.article.title[:1000],
-                    first_seen_at=self.now,
-                    last_seen_at=self.now,
-                    evaluated=item.evaluated,
-                )
-                .returning(stories.c.id)
-            ).scalar_one()
-        )
-        won_keys = self.add_keys(story_id, keys)
-        rejected = self.rejected(item)
-        won_bands = self.add_bands(story_id, item.bands, rejected)
-        if won_keys == len(keys) and won_bands == len(set(item.bands)):
-            return self._remember(item, story_id), False, item.evaluated
-        # Another replica founded a story for one of these keys or bands
-        # between our lookup and our insert: join that one, forget ours.
-        other = conn.execute(
-            select(func.min(story_keys.c.story_id)).where(
-                story_keys.c.key.in_(list(keys)), story_keys.c.story_id != story_id
-            )
-        ).scalar()
-        if other is None and item.bands:
-            owners = set(owners_of(conn, item.bands)) - {story_id, *rejected}
-            other = min(owners, default=None)
-        if other is None:
-            # Only bands of stories the finder had rejected collided: ours
-            # stands (those bands stay with their stories).
-            return self._remember(item, story_id), False, item.evaluated
-        conn.execute(delete(story_keys).where(story_keys.c.story_id == story_id))
-        self._drop_bands(story_id, item.bands)
-        conn.execute(delete(stories).where(stories.c.id == story_id))
-        self.add_keys(int(other), keys)
-        self.add_bands(int(other), item.bands, rejected)
-        evaluated = conn.execute(
-            update(stories)
-            .where(stories.c.id == other)
-            .values(last_seen_at=self.now)
-            .returning(stories.c.evaluated)
-        ).scalar_one()
-        return self._remember(item, int(other)), True, bool(evaluated)
-
-    def _remember(self, item: IngestItem, story_id: int) -> int:
-        self.by_entry[item.article.entry_key] = story_id
-        return story_id
-
-    def add_keys(self, story_id: int, keys: Sequence[str]) -> int:
-        """Record the story's keys; returns how many were new (a key taken
-        by another story stays with it)."""
-        written = 0
-        for key in keys:
-            row = {"key": key, "story_id": story_id, "created_at": self.now}
-            written += self.conn.execute(self.insert_key, row).first() is not None
-        return written
 
     def add_bands(
         self, story_id: int, bands: Sequence[tuple[int, int]], rejected: Sequence[int] = ()
@@ -306,7 +215,7 @@ class StoryResolver:
                 written += taken.rowcount
         return written
 
-    def _drop_bands(self, story_id: int, bands: Sequence[tuple[int, int]]) -> None:
+    def drop_bands(self, story_id: int, bands: Sequence[tuple[int, int]]) -> None:
         # Only this story's rows: a (band, hash) combination it does not
         # hold is another story's or nobody's.
         for chunk in chunks(sorted(set(bands)), BAND_LOOKUP):
