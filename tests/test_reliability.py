@@ -854,7 +854,6 @@ async def test_10_a_reused_guid_with_a_new_story_alerts(tmp_path: Path, server: 
     assert alerts == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 item 10: edits are decided on branch `poll`")
 async def test_10_an_edit_that_starts_matching_alerts_once(
     tmp_path: Path, server: FeedServer
 ) -> None:
