@@ -191,6 +191,8 @@ def _check_summary(loaded: LoadedConfig) -> dict[str, Any]:
 def _print_summary(
     loaded: LoadedConfig, summary: dict[str, Any], warnings: int, failed: bool
 ) -> None:
+    from newswatch.notify.redact import mask_feed_url
+
     config = loaded.config
     if failed:
         click.echo(f"{loaded.path}: {warnings} warning(s), failing with --strict")
@@ -203,7 +205,14 @@ def _print_summary(
         every = feed.every or config.poll.every
         extra = f" tags={','.join(feed.tags)}" if feed.tags else ""
         extra += f" backfill={feed.backfill}" if feed.backfill else ""
-        click.echo(f"    - {feed.display_name} ({feed.url or feed.path}) every {every}{extra}")
+        where = (
+            mask_feed_url(feed.source)
+            if feed.url
+            else "Google News"
+            if feed.google_news
+            else feed.path
+        )
+        click.echo(f"    - {feed.display_name} ({where}) every {every}{extra}")
     always = summary["rules_always_evaluated"]
     click.echo(f"  rules     {len(config.rules)} ({always} always evaluated)")
     for rule in config.rules:
@@ -230,14 +239,31 @@ def _print_json(
 @main.command()
 @config_option
 @log_option
-@click.option("--once", is_flag=True, required=True, help="Poll every feed once, then exit.")
+@click.option("--once", is_flag=True, help="Poll every feed once, deliver, then exit.")
 @click.option("--dry-run", is_flag=True, help="Print matches; store and send nothing.")
-def poll(config_path: str, log_level: str, once: bool, dry_run: bool) -> None:
-    """Poll every feed once, match, deliver, and exit.
+@click.option(
+    "--fail-on",
+    type=click.Choice(["none", "any", "all"]),
+    default="any",
+    show_default=True,
+    help="Exit 1 when this many feeds failed (cron, CI).",
+)
+def poll(config_path: str, log_level: str, once: bool, dry_run: bool, fail_on: str) -> None:
+    """Poll every feed once, match, deliver, and exit (`poll --once`).
 
+    Exit status 1 when a feed failed (--fail-on any, the default), only
+    when every feed failed (--fail-on all), or never (--fail-on none).
     With --dry-run, every entry of every feed is matched (seen or not) and
     the matches are printed; nothing is stored or sent.
     """
+    if not once:
+        click.echo(
+            "newswatch: `poll` runs one pass and exits: use `newswatch poll --once` "
+            "(add --dry-run to only print matches); to poll continuously, run the "
+            "daemon: `newswatch run`",
+            err=True,
+        )
+        raise SystemExit(2)
     from newswatch.daemon import App
 
     _setup_logging(log_level)
@@ -255,7 +281,7 @@ def poll(config_path: str, log_level: str, once: bool, dry_run: bool) -> None:
                     for m in o.matches:
                         terms = ", ".join(m.explanation.terms)
                         click.echo(f"  [{m.rule}] {m.article.title} <{m.article.link}> ({terms})")
-                return 0
+                return _fail_code(fail_on, len(outcomes), sum(o.failed for o in outcomes))
             from newswatch.poll import summarize
 
             outcomes = await app.poller.poll_all()
@@ -263,36 +289,19 @@ def poll(config_path: str, log_level: str, once: bool, dry_run: bool) -> None:
             click.echo(f"polled {summarize(outcomes)}; delivered: {stats}")
             for o in outcomes:
                 if o.error:
-                    click.echo(f"  {o.name}: FAILED: {o.error}", err=True)
-            return 0
+                    state = "GONE" if o.status == "gone" else "FAILED"
+                    click.echo(f"  {o.name}: {state}: {o.error}", err=True)
+            return _fail_code(fail_on, len(outcomes), sum(o.failed for o in outcomes))
 
     raise SystemExit(asyncio.run(go()))
 
 
-@main.command()
-@config_option
-def feeds(config_path: str) -> None:
-    """Show each feed's state: last success, errors, next poll."""
-    loaded = _load(config_path)
-    with _open_state(loaded.config) as store:
-        states = {s.feed_key: s for s in store.feed_states()}
-    rows = [("FEED", "ARTICLES", "LAST SUCCESS", "ERRORS", "NEXT POLL", "LAST ERROR")]
-    for feed in loaded.config.feeds:
-        s = states.get(feed.key)
-        if s is None:
-            rows.append((feed.display_name, "0", "never", "0", "now", ""))
-            continue
-        rows.append(
-            (
-                feed.display_name,
-                str(s.articles),
-                _ago(s.last_success_at),
-                str(s.consecutive_errors),
-                _ago(s.next_poll_at),
-                (s.last_error or "")[:80],
-            )
-        )
-    _table(rows)
+def _fail_code(fail_on: str, total: int, failed: int) -> int:
+    if fail_on == "any":
+        return 1 if failed else 0
+    if fail_on == "all":
+        return 1 if total and failed == total else 0
+    return 0
 
 
 @main.command("test")
@@ -384,4 +393,4 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
 
 
 # The delivery commands (outbox, channels, digest) register on `main`.
-from newswatch import cli_delivery  # noqa: E402, F401
+from newswatch import cli_delivery, cli_feeds  # noqa: E402, F401

@@ -31,7 +31,7 @@ from newswatch.notify.deliver import Deliverer
 from newswatch.notify.digests import run_digests
 from newswatch.notify.render import RenderContext
 from newswatch.notify.templates import Templates
-from newswatch.poll import Poller, Rules, feed_specs, summarize
+from newswatch.poll import FeedOutcome, Poller, PollPool, PollStats, Rules, feed_specs
 from newswatch.store.sql import PRUNE_BATCH, SqlStore, open_store
 
 log = logging.getLogger("newswatch.daemon")
@@ -80,6 +80,7 @@ class App:
     fetcher: Fetcher
     channels: dict[str, Channel]
     poller: Poller
+    pool: PollPool
     deliverer: Deliverer
     clock: Callable[[], datetime]
     rng: random.Random
@@ -121,15 +122,23 @@ class App:
             channels = build_channels(
                 config.channels, http=http, out=out, tz=config.zone, render=render_context(loaded)
             )
+            poller = Poller(
+                config=config,
+                rules=rules,
+                store=store,
+                fetcher=fetcher,
+                clock=clock,
+                rng=rng,
+                stats=PollStats(),
+            )
             app = cls(
                 loaded=loaded,
                 store=store,
                 http=http,
                 fetcher=fetcher,
                 channels=channels,
-                poller=Poller(
-                    config=config, rules=rules, store=store, fetcher=fetcher, clock=clock, rng=rng
-                ),
+                poller=poller,
+                pool=PollPool(poller, slots=poll.concurrency, per_host=poll.per_host),
                 deliverer=Deliverer(
                     store,
                     channels,
@@ -156,7 +165,7 @@ class App:
         config = loaded.config
         if state_url(config) != state_url(self.config):
             log.warning("the 'state' setting changed; it takes effect after a restart")
-        fetch_settings = ("concurrency", "per_host", "timeout", "max_bytes", "user_agent")
+        fetch_settings = ("timeout", "max_bytes", "user_agent")
         changed = [
             k for k in fetch_settings if getattr(config.poll, k) != getattr(self.config.poll, k)
         ]
@@ -178,6 +187,15 @@ class App:
             self.deliverer.channels = self.channels
             for channel in old.values():
                 await channel.aclose()
+        # The pool's limits apply at once; the fetcher's own (a second
+        # guard) keep their start-up values.
+        self.pool.slots = min(config.poll.concurrency, self.config.poll.concurrency)
+        self.pool.per_host = min(config.poll.per_host, self.config.poll.per_host)
+        if (config.poll.concurrency, config.poll.per_host) > (
+            self.config.poll.concurrency,
+            self.config.poll.per_host,
+        ):
+            log.warning("raising poll.concurrency or poll.per_host takes effect after a restart")
         self.deliverer.targets = rules.targets
         self.deliverer.max_items = config.digest_defaults.max_items
         await asyncio.to_thread(self.poller.reconfigure, config, rules)
@@ -203,6 +221,8 @@ class Daemon:
         reload_tick: timedelta = RELOAD_TICK,
     ) -> None:
         self.app = app
+        app.pool.tick = poll_tick.total_seconds()
+        app.pool.on_outcome = self._polled
         self._periods = {
             "poll": poll_tick,
             "deliver": deliver_tick,
@@ -293,7 +313,7 @@ class Daemon:
         self._tasks[name] = asyncio.get_running_loop().create_task(make(), name=name)
 
     async def _tick_poll(self) -> None:
-        self._start("poll", self._poll_once)
+        self._start("poll", self._poll_loop)
 
     async def _tick_deliver(self) -> None:
         self._start("deliver", self._deliver_once)
@@ -311,17 +331,18 @@ class Daemon:
         self._fingerprint = ()
         self._start("reload", self._reload_if_changed)
 
-    async def _poll_once(self) -> None:
+    async def _poll_loop(self) -> None:
+        """The poll pool, until stopped; the poll tick restarts it if it
+        ever fails (the failure is logged, feeds in flight are released)."""
         try:
-            outcomes = await self.app.poller.poll_due()
+            await self.app.pool.run(self._stop)
         except Exception:
-            log.exception("poll tick failed")
-            return
-        if outcomes:
-            log.info("poll: %s", summarize(outcomes))
-            # New alerts should not wait for the next deliver tick.
-            if any(o.new_alerts for o in outcomes):
-                self._start("deliver", self._deliver_once)
+            log.exception("the poll pool failed; restarting it on the next tick")
+
+    def _polled(self, outcome: FeedOutcome) -> None:
+        # New alerts should not wait for the next deliver tick.
+        if outcome.new_alerts:
+            self._start("deliver", self._deliver_once)
 
     async def _deliver_once(self) -> None:
         try:

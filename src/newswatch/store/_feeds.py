@@ -18,6 +18,9 @@ from newswatch.store._tx import Transactional, chunks
 from newswatch.store.base import FeedSpec, FeedState, FeedUpdate, KnownEntry
 from newswatch.store.schema import articles, feeds
 
+# Feed statuses that claims skip (the row stays, for listings).
+NOT_POLLED = ("gone", "disabled")
+
 
 def new_feed(feed_key: str, now: datetime, label: str | None = None) -> dict[str, Any]:
     return {
@@ -100,6 +103,8 @@ class FeedQueueMixin(Transactional):
             select(feeds.c.feed_key)
             .where(
                 feeds.c.active.is_(True),
+                # 410 Gone and disabled feeds stay listed but are not polled.
+                feeds.c.status.not_in(list(NOT_POLLED)),
                 or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now),
                 or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < now),
             )
@@ -136,6 +141,18 @@ class FeedQueueMixin(Transactional):
             for chunk in chunks(keys):
                 conn.execute(
                     update(feeds).where(feeds.c.feed_key.in_(chunk)).values(lease_until=None)
+                )
+
+    def renew_feeds(self, feed_keys: Sequence[str], lease_until: datetime) -> None:
+        keys = list(dict.fromkeys(feed_keys))
+        if not keys:
+            return
+        with self._tx(write=True) as conn:
+            for chunk in chunks(keys):
+                conn.execute(
+                    update(feeds)
+                    .where(feeds.c.feed_key.in_(chunk), feeds.c.lease_until.is_not(None))
+                    .values(lease_until=lease_until)
                 )
 
     def known_entries(self, feed_key: str, entry_keys: Sequence[str]) -> dict[str, KnownEntry]:

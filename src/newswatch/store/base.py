@@ -333,6 +333,9 @@ class FeedQueue(Protocol):
     def release_feeds(self, feed_keys: Sequence[str]) -> None:
         """Drop leases without recording a poll (shutdown)."""
 
+    def renew_feeds(self, feed_keys: Sequence[str], lease_until: datetime) -> None:
+        """Extend the leases of feeds still being polled (a slow ingest)."""
+
     def known_entries(self, feed_key: str, entry_keys: Sequence[str]) -> dict[str, KnownEntry]: ...
 
     def record_polls(self, updates: Sequence[FeedUpdate]) -> None:
@@ -393,6 +396,11 @@ class Outbox(Protocol):
     ) -> None: ...
     def mark_dead(self, notification_id: int, error: str, now: datetime) -> None: ...
     def release_notifications(self, notification_ids: Sequence[int]) -> None: ...
+    def queue_notice(self, channel: str, key: str, text: str, now: datetime) -> int | None:
+        """An operator notice (kind ``operator``, no items, ``text`` as its
+        reason) for the normal delivery to send; None when ``key`` exists."""
+        ...
+
     def renew_notifications(
         self, notification_ids: Sequence[int], lease_until: datetime
     ) -> None: ...

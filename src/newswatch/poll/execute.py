@@ -1,0 +1,531 @@
+"""The poll executor: one feed end to end, deciding nothing itself.
+
+fetch -> (body unchanged? stop) -> parse (off the event loop, with a
+deadline) -> sort entries against the stored keys -> normalize only the new
+and changed ones -> ``decide_poll`` -> apply the intent: one ``ingest``
+transaction, or a state update batched with other unchanged feeds, the log
+lines, any operator notice.
+
+Like reader's ``Pipeline``, this module calls dependencies (fetcher, parser,
+store) and does not decide: every choice is in ``poll.decide`` and
+``schedule``. One failing feed never stops the others: every error is caught
+per feed and recorded on that feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Final, Protocol
+
+from newswatch.config import Config, FeedConfig
+from newswatch.feeds.discover import discover_feeds
+from newswatch.feeds.fetch import Fetcher, host_key
+from newswatch.feeds.normalize import normalize_entry
+from newswatch.feeds.parse import FeedParseError, parse_feed
+from newswatch.model import Article, FetchResult, ParsedFeed
+from newswatch.poll.decide import (
+    Candidate,
+    Document,
+    FeedPolicy,
+    Fresh,
+    PollIntent,
+    PollSettings,
+    candidates,
+    decide_poll,
+    derived_lookups,
+    select_entries,
+    url_credentials,
+)
+from newswatch.poll.outcome import FeedOutcome, Rules
+from newswatch.poll.stats import PollStats, error_kind
+from newswatch.store.base import FeedState, FeedUpdate, IngestResult, KnownEntry, Store
+
+log = logging.getLogger("newswatch.poll")
+
+# Unchanged feeds' state updates (304s, same body, failures) are written
+# together, one transaction per this many, or after FLUSH_AFTER: at 10,000
+# feeds a transaction each was most of a steady-state cycle's cost.
+BATCH_UPDATES: Final = 64
+FLUSH_AFTER: Final = timedelta(seconds=0.5)
+# Seconds one parse may take (the parse pool abandons it after this).
+PARSE_DEADLINE: Final = 20.0
+# sy:updatePeriod values as durations.
+_PERIODS: Final = {
+    "hourly": timedelta(hours=1),
+    "daily": timedelta(days=1),
+    "weekly": timedelta(weeks=1),
+    "monthly": timedelta(days=30),
+    "yearly": timedelta(days=365),
+}
+
+
+class Parser(Protocol):
+    """Parses a body off the event loop, within ``deadline`` seconds
+    (``feeds.parsepool``'s pool and inline parser have this shape)."""
+
+    async def parse(
+        self, body: bytes, *, url: str, content_type: str | None, deadline: float
+    ) -> ParsedFeed: ...
+
+
+class ThreadParser:
+    """``parse_feed`` in a worker thread; a parse past its deadline is
+    abandoned (the thread runs on, the feed fails with that reason)."""
+
+    async def parse(
+        self, body: bytes, *, url: str, content_type: str | None, deadline: float
+    ) -> ParsedFeed:
+        work = asyncio.to_thread(parse_feed, body, url=url, content_type=content_type)
+        try:
+            return await asyncio.wait_for(work, deadline)
+        except TimeoutError:
+            raise FeedParseError(f"parse took longer than {deadline:g}s; abandoned") from None
+
+
+def body_digest(body: bytes) -> str:
+    """A fingerprint of a fetched body: the same bytes are not parsed twice."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def declared_interval(parsed: ParsedFeed) -> timedelta | None:
+    """The interval a feed asks for (``<ttl>`` minutes, ``sy:updatePeriod``
+    / ``sy:updateFrequency``), the longer of the two; None if it says nothing."""
+    hints = []
+    ttl = getattr(parsed, "ttl", None)
+    if isinstance(ttl, int) and ttl > 0:
+        hints.append(timedelta(minutes=ttl))
+    period = _PERIODS.get(str(getattr(parsed, "update_period", None) or "").lower())
+    if period is not None:
+        frequency = getattr(parsed, "update_frequency", None)
+        hints.append(period / (frequency if isinstance(frequency, int) and frequency > 0 else 1))
+    return max(hints, default=None)
+
+
+def policy_of(feed: FeedConfig, state: FeedState | None = None) -> FeedPolicy:
+    # A feed without a name is shown by its own title once it was read.
+    title = state.title if state is not None and not feed.name else None
+    return FeedPolicy(
+        key=feed.key,
+        label=title or feed.label,
+        named=bool(feed.name),
+        every=feed.every,
+        backfill=feed.backfill,
+        source=feed.source,
+    )
+
+
+def settings_of(config: Config) -> PollSettings:
+    poll = config.poll
+    return PollSettings(
+        every=poll.every,
+        min_interval=poll.min_interval,
+        max_interval=poll.max_interval,
+        jitter=poll.jitter,
+        max_backoff=poll.max_backoff,
+        alert_after=config.feed_alert_after,
+        admin_channel=config.admin_channel,
+    )
+
+
+class Poller:
+    """Polls feeds one at a time each (``poll.pool`` runs many at once)."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        rules: Rules,
+        store: Store,
+        fetcher: Fetcher,
+        clock: Callable[[], datetime],
+        rng: random.Random,
+        parser: Parser | None = None,
+        stats: PollStats | None = None,
+        full_text: Callable[[Fetcher, Article, bool], object] | None = None,
+    ) -> None:
+        self.config = config
+        self.rules = rules
+        self.store = store
+        self.fetcher = fetcher
+        self.clock = clock
+        self.rng = rng
+        self.parser: Parser = parser or ThreadParser()
+        self.stats = stats or PollStats()
+        self._settings = settings_of(config)
+        self._feeds = {f.key: f for f in config.feeds}
+        self._updates: list[FeedUpdate] = []
+        self._oldest_update: float | None = None
+        self._flushing = asyncio.Lock()
+
+    def reconfigure(self, config: Config, rules: Rules) -> None:
+        """Swap in a new configuration (sync: run it in a thread)."""
+        from newswatch.poll.outcome import feed_specs
+
+        self.config = config
+        self.rules = rules
+        self._settings = settings_of(config)
+        self._feeds = {f.key: f for f in config.feeds}
+        self.store.sync_feeds(feed_specs(config), self.clock())
+
+    @property
+    def feeds_by_key(self) -> Mapping[str, FeedConfig]:
+        return self._feeds
+
+    # ------------------------------------------------------------------ one feed
+
+    async def poll_feed(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:
+        """Poll one feed and record it (state updates written at once)."""
+        outcome = await self.poll_one(feed, state)
+        await self.flush()
+        return outcome
+
+    async def poll_one(self, feed: FeedConfig, state: FeedState | None) -> FeedOutcome:
+        """Poll one feed; an unchanged feed's update may wait in the batch
+        (``flush``). Never raises, except when cancelled."""
+        self.stats.started()
+        try:
+            try:
+                intent, result = await self._poll(feed, state)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad feed never stops the rest
+                log.exception("feed %s: unexpected error while polling", feed.label)
+                error = f"internal error: {type(exc).__name__}"
+                failed = FetchResult(feed.key, "", self.clock(), error=error)
+                intent = self._decide(feed, state, failed, None, {})
+                result = await self._apply(intent)
+        finally:
+            self.stats.finished()
+        return self._outcome(intent, result)
+
+    async def _poll(
+        self, feed: FeedConfig, state: FeedState | None
+    ) -> tuple[PollIntent, IngestResult | None]:
+        source = state.moved_to if state is not None and state.moved_to else feed.source
+        started = time.monotonic()
+        fetch = await self.fetcher.fetch(
+            feed.key,
+            source,
+            etag=state.etag if state else None,
+            last_modified=state.last_modified if state else None,
+            allow_private=feed.allow_private,
+        )
+        self.stats.fetch.add(time.monotonic() - started)
+        if fetch.error is not None or fetch.not_modified or fetch.body is None:
+            intent = self._decide(feed, state, fetch, None, {})
+            return intent, await self._apply(intent)
+        digest = body_digest(fetch.body)
+        if state is not None and state.body_hash == digest and state.last_success_at:
+            # The same bytes as last time (a server without validators).
+            intent = self._decide(feed, state, dataclasses.replace(fetch, body=b""), None, {})
+            return intent, await self._apply(intent)
+        try:
+            fetch, parsed = await self._parse(feed, fetch)
+        except FeedParseError as exc:
+            intent = self._decide(feed, state, fetch, None, {}, parse_error=exc.message)
+            return intent, await self._apply(intent)
+        body, fetch = fetch.body or b"", dataclasses.replace(fetch, body=None)
+        del body  # the document is parsed: its bytes are not kept
+        started = time.monotonic()
+        doc, known = await asyncio.to_thread(self._prepare, feed, state, fetch, parsed, digest)
+        if feed.full_text:
+            doc = await self._with_full_text(feed, doc)
+        intent = await asyncio.to_thread(self._decide, feed, state, fetch, doc, known)
+        result = await self._apply(intent)
+        self.stats.ingest.add(time.monotonic() - started)
+        return intent, result
+
+    async def _parse(self, feed: FeedConfig, fetch: FetchResult) -> tuple[FetchResult, ParsedFeed]:
+        """Parse the body; a web page that links to its feed is followed
+        once (autodiscovery) and the feed found is polled from then on."""
+        started = time.monotonic()
+        try:
+            return fetch, await self._parse_body(fetch)
+        except FeedParseError as exc:
+            found = _discovered(fetch, exc)
+            if not found:
+                raise
+            found_fetch = await self._fetch_discovered(feed, found)
+            if found_fetch.error is not None or found_fetch.body is None:
+                raise FeedParseError(
+                    f"{exc.message}; the page links to a feed, which failed: "
+                    f"{found_fetch.error or 'empty answer'}"
+                ) from None
+            parsed = await self._parse_body(found_fetch)
+            log.warning(
+                "feed %s: the configured URL is a web page; found its feed %s and poll that "
+                "from now on (put it in the configuration to skip the page)",
+                feed.label,
+                _shown(found),
+            )
+            moved = None if _has_credentials(feed, found) else found
+            return dataclasses.replace(found_fetch, moved_to=moved), parsed
+        finally:
+            self.stats.parse.add(time.monotonic() - started)
+
+    async def _parse_body(self, fetch: FetchResult) -> ParsedFeed:
+        return await self.parser.parse(
+            fetch.body or b"",
+            url=fetch.url,
+            content_type=fetch.content_type,
+            deadline=PARSE_DEADLINE,
+        )
+
+    async def _fetch_discovered(self, feed: FeedConfig, url: str) -> FetchResult:
+        # The link comes from the page: the configured host is the operator's
+        # choice, any other host must be public (unless allow_private).
+        if host_key(url) == host_key(feed.source):
+            return await self.fetcher.fetch(feed.key, url, allow_private=feed.allow_private)
+        return await self.fetcher.fetch_page(url, allow_private=feed.allow_private)
+
+    def _prepare(
+        self,
+        feed: FeedConfig,
+        state: FeedState | None,
+        fetch: FetchResult,
+        parsed: ParsedFeed,
+        digest: str,
+    ) -> tuple[Document, dict[str, KnownEntry]]:
+        """Sort the entries against the store and normalize only the new and
+        changed ones (in a worker thread)."""
+        found = candidates(parsed.entries)
+        known = self.store.known_entries(feed.key, [c.key for c in found])
+        selection = select_entries(found, known)
+        label = feed.label if feed.name else (" ".join(parsed.title.split())[:200] or feed.label)
+
+        def article(c: Candidate) -> Article:
+            return normalize_entry(
+                c.entry, feed_key=feed.key, source=label, tags=feed.tags, base_url=fetch.url
+            )
+
+        fresh = [Fresh(article(c), c.content_hash, "new") for c in selection.new]
+        fresh += [Fresh(article(c), c.content_hash, "changed") for c in selection.changed]
+        fresh += [Fresh(article(c), c.content_hash, "repeated") for c in selection.repeated]
+        firsts: dict[str, Article] = {}
+        if selection.repeated:
+            by_key = {f.article.entry_key: f.article for f in fresh if f.kind != "repeated"}
+            for c in found:
+                if any(r.key == c.key for r in selection.repeated) and c.key not in firsts:
+                    firsts[c.key] = by_key.get(c.key) or article(c)
+        doc = Document(
+            title=parsed.title,
+            warning=parsed.warning,
+            fresh=tuple(fresh),
+            seen=selection.seen,
+            entries=len(found),
+            published=tuple(p for c in found if (p := c.entry.published) is not None),
+            declared=declared_interval(parsed),
+            body_hash=digest,
+            firsts=firsts,
+        )
+        extra = derived_lookups(doc, known)
+        if extra:
+            known = {**known, **self.store.known_entries(feed.key, extra)}
+        return doc, known
+
+    async def _with_full_text(self, feed: FeedConfig, doc: Document) -> Document:
+        from newswatch.poll.fulltext import with_full_text
+
+        return await with_full_text(self.fetcher, doc, allow_private=feed.allow_private)
+
+    def _decide(
+        self,
+        feed: FeedConfig,
+        state: FeedState | None,
+        fetch: FetchResult,
+        doc: Document | None,
+        known: Mapping[str, KnownEntry],
+        *,
+        parse_error: str | None = None,
+    ) -> PollIntent:
+        return decide_poll(
+            policy_of(feed, state),
+            state,
+            fetch,
+            doc,
+            known,
+            self.rules,
+            self.clock(),
+            self.rng,
+            self._settings,
+            parse_error=parse_error,
+        )
+
+    # ------------------------------------------------------------------ applying
+
+    async def _apply(self, intent: PollIntent) -> IngestResult | None:
+        """Carry out an intent: store, log, notify. Nothing is decided here."""
+        result = None
+        if intent.ingests:
+            result = await asyncio.to_thread(
+                self.store.ingest, intent.update, intent.items, intent.seen_again
+            )
+        else:
+            self._updates.append(intent.update)
+            if self._oldest_update is None:
+                self._oldest_update = time.monotonic()
+            if len(self._updates) >= BATCH_UPDATES:
+                await self.flush()
+        for notice in intent.notices:
+            await asyncio.to_thread(
+                self.store.queue_notice, notice.channel, notice.key, notice.text, self.clock()
+            )
+        for level, message in intent.logs:
+            log.log(level, "%s", message)
+        if result is not None:
+            log.info(
+                "feed %s: %d entries, %d new, %d edited, %d matches, %d alerts queued",
+                intent.label,
+                intent.entries,
+                result.new_articles,
+                result.edited,
+                len(intent.matches),
+                result.new_outbox,
+            )
+        self._count(intent, result)
+        return result
+
+    def flush_due(self) -> bool:
+        """Whether batched updates have waited long enough to be written."""
+        started = self._oldest_update
+        return started is not None and time.monotonic() - started >= FLUSH_AFTER.total_seconds()
+
+    async def flush(self) -> None:
+        """Write the batched state updates (one transaction)."""
+        async with self._flushing:
+            updates, self._updates, self._oldest_update = self._updates, [], None
+            if updates:
+                await asyncio.to_thread(self.store.record_polls, updates)
+
+    def pending_keys(self) -> set[str]:
+        """Feeds whose update waits in the batch (their lease is still held)."""
+        return {u.feed_key for u in self._updates}
+
+    def _count(self, intent: PollIntent, result: IngestResult | None) -> None:
+        stats = self.stats
+        stats.polls[intent.outcome] += 1
+        if intent.error is not None:
+            stats.errors[_kind(intent)] += 1
+        if intent.storm:
+            stats.storms += 1
+        if result is not None:
+            stats.articles_new += result.new_articles
+            stats.edits += result.edited
+            stats.alerts_queued += result.new_outbox
+        for match in intent.matches:
+            stats.matches[match.rule] += 1
+
+    @staticmethod
+    def _outcome(intent: PollIntent, result: IngestResult | None) -> FeedOutcome:
+        return FeedOutcome(
+            intent.feed_key,
+            intent.label,
+            intent.outcome,
+            entries=intent.entries,
+            new_articles=result.new_articles if result else 0,
+            new_alerts=result.new_outbox if result else 0,
+            edited=result.edited if result else 0,
+            matches=intent.matches,
+            error=intent.error,
+            warning=intent.warning,
+        )
+
+    # ------------------------------------------------------------------ other runs
+
+    async def poll_all(self) -> list[FeedOutcome]:
+        """Poll every configured feed once, due or not (`newswatch poll
+        --once`), through a pool with the configured limits. Feeds gone for
+        good (410) are not fetched; they come back as ``gone``."""
+        from newswatch.poll.outcome import feed_specs
+        from newswatch.poll.pool import PollPool
+
+        await asyncio.to_thread(self.store.sync_feeds, feed_specs(self.config), self.clock())
+        states = {s.feed_key: s for s in await asyncio.to_thread(self.store.feed_states)}
+        work = []
+        gone = []
+        for feed in self.config.feeds:
+            state = states.get(feed.key)
+            if state is not None and state.status in ("gone", "disabled"):
+                gone.append(
+                    FeedOutcome(
+                        feed.key, feed.label, "gone", error=state.last_error or state.status
+                    )
+                )
+            else:
+                work.append((feed, state))
+        poll = self.config.poll
+        pool = PollPool(self, slots=poll.concurrency, per_host=poll.per_host)
+        return gone + await pool.run_list(work)
+
+    async def dry_run(self) -> list[FeedOutcome]:
+        """Fetch and match every entry of every feed; write and send nothing."""
+        return list(await asyncio.gather(*(self._dry_run_feed(f) for f in self.config.feeds)))
+
+    async def _dry_run_feed(self, feed: FeedConfig) -> FeedOutcome:
+        fetch = await self.fetcher.fetch(feed.key, feed.source, allow_private=feed.allow_private)
+        if fetch.error is not None:
+            return FeedOutcome(feed.key, feed.label, "failed", error=fetch.error)
+        try:
+            fetch, parsed = await self._parse(feed, fetch)
+        except FeedParseError as exc:
+            return FeedOutcome(feed.key, feed.label, "failed", error=exc.message)
+        label = feed.label if feed.name else (parsed.title.strip() or feed.label)
+        articles = [
+            normalize_entry(
+                c.entry, feed_key=feed.key, source=label, tags=feed.tags, base_url=fetch.url
+            )
+            for c in candidates(parsed.entries)
+        ]
+        matches = tuple(m for a in articles for m in self.rules.match(a))
+        return FeedOutcome(
+            feed.key,
+            label,
+            "updated",
+            entries=len(articles),
+            matches=matches,
+            warning=parsed.warning,
+        )
+
+    def backfill_rules(self) -> list[tuple[str, int]]:
+        """Run, once per rule, the backfill that rules with `backfill:` ask
+        for: alert on stored articles published within that window (first
+        seen, for articles without a date). Sync (a worker thread). Returns
+        (rule, alerts queued) for each backfill that ran."""
+        from newswatch.poll.backfill import run_rule_backfills
+
+        return run_rule_backfills(self.config, self.rules, self.store, self.clock)
+
+
+def _kind(intent: PollIntent) -> str:
+    return error_kind(
+        intent.error or "", status=intent.update.last_status, parse=intent.parse_failed
+    )
+
+
+def _discovered(fetch: FetchResult, exc: FeedParseError) -> str | None:
+    """The feed a web page links to, if the body was a page that does."""
+    if "HTML page" not in exc.message or fetch.body is None:
+        return None
+    found = discover_feeds(fetch.body, fetch.url)
+    return found[0] if found else None
+
+
+def _has_credentials(feed: FeedConfig, url: str) -> bool:
+    return any(secret in url for secret in url_credentials(feed.source))
+
+
+def _shown(url: str) -> str:
+    from newswatch.notify.redact import mask_feed_url
+
+    return mask_feed_url(url)
+
+
+def outcomes_failed(outcomes: Sequence[FeedOutcome]) -> int:
+    return sum(o.failed for o in outcomes)
