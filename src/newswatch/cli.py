@@ -205,13 +205,9 @@ def _print_summary(
         every = feed.every or config.poll.every
         extra = f" tags={','.join(feed.tags)}" if feed.tags else ""
         extra += f" backfill={feed.backfill}" if feed.backfill else ""
-        where = (
-            mask_feed_url(feed.source)
-            if feed.url
-            else "Google News"
-            if feed.google_news
-            else feed.path
-        )
+        where = feed.path or "Google News"
+        if feed.url:
+            where = mask_feed_url(feed.url)
         click.echo(f"    - {feed.display_name} ({where}) every {every}{extra}")
     always = summary["rules_always_evaluated"]
     click.echo(f"  rules     {len(config.rules)} ({always} always evaluated)")

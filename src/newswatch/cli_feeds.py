@@ -7,6 +7,7 @@ masked): never a secret.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -150,10 +151,8 @@ def feeds_import(ctx: click.Context, opml_file: str, output: str | None) -> None
         click.echo(f"newswatch: {opml_file}: {exc}", err=True)
         raise SystemExit(1) from None
     configured: list[str] = []
-    try:
+    with contextlib.suppress(ConfigError, OSError):  # importing into a new configuration
         configured = [f.url for f in load_config(ctx.obj["config_path"]).config.feeds if f.url]
-    except (ConfigError, OSError):
-        pass  # importing into a new configuration
     text = feeds_yaml(listed, skip_urls=configured)
     if output is None:
         click.echo(text, nl=False)

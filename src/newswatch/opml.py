@@ -123,8 +123,5 @@ def write_opml(feeds: Sequence[OpmlFeed], *, title: str, now: datetime) -> bytes
             attrs["category"] = ",".join(feed.tags[1:])
         ET.SubElement(parent, "outline", attrs)
     ET.indent(root)
-    return (
-        b'<?xml version="1.0" encoding="UTF-8"?>\n'
-        + ET.tostring(root, encoding="utf-8", xml_declaration=False)
-        + b"\n"
-    )
+    xml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + xml + b"\n"

@@ -17,6 +17,7 @@ The politeness rules, in order of strength:
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -77,7 +78,7 @@ def adaptive_interval(
         return _clamp(base, floor, ceiling)
     if now - times[0] > ceiling:
         return ceiling
-    gaps = sorted(a - b for a, b in zip(times, times[1:], strict=False))
+    gaps = sorted(a - b for a, b in itertools.pairwise(times))
     middle = len(gaps) // 2
     median = gaps[middle] if len(gaps) % 2 else (gaps[middle - 1] + gaps[middle]) / 2
     return _clamp(median / POLLS_PER_POST, floor, ceiling)
