@@ -294,15 +294,17 @@ def decide_poll(
     settings: PollSettings,
     *,
     parse_error: str | None = None,
+    discovered: str | None = None,
 ) -> PollIntent:
     """Decide one poll. ``doc`` is None for a 304, a failure, an unchanged
     body (``fetch.body`` set, its hash the stored one) or a parse failure
-    (``parse_error``)."""
+    (``parse_error``). ``discovered``: the configured URL was a web page and
+    this feed URL, found on it, was fetched instead (autodiscovery)."""
     if fetch.error is not None or parse_error is not None:
         intent = _failed(feed, state, fetch, parse_error or fetch.error or "", now, rng, settings)
         return dataclasses.replace(intent, parse_failed=parse_error is not None)
     interval = _interval(feed, state, fetch, doc, now, settings)
-    base = _success_update(feed, state, fetch, now, rng, settings, interval)
+    base = _success_update(feed, state, fetch, now, rng, settings, interval, discovered)
     logs = list(base.logs)
     if doc is None:
         outcome: Outcome = "not_modified" if fetch.not_modified else "unchanged"
@@ -401,18 +403,37 @@ def _success_update(
     rng: random.Random,
     settings: PollSettings,
     interval: timedelta,
+    discovered: str | None = None,
 ) -> _Base:
     logs: list[tuple[int, str]] = []
     notices: list[Notice] = []
     moved_to: str | _Keep | None = KEEP
     status = "ok"
-    if fetch.moved_to is not None:
+    if discovered is not None:
+        from newswatch.notify.redact import mask_feed_url
+
+        secret = any(s in discovered for s in url_credentials(feed.source))
+        if not secret:
+            moved_to, status = discovered, "discovered"
+        logs.append(
+            (
+                logging.WARNING,
+                f"feed {feed.label}: the configured URL is a web page; found its feed "
+                f"{mask_feed_url(discovered)}"
+                + (
+                    " (it carries the configured credentials: put it in the configuration)"
+                    if secret
+                    else " and poll that from now on (put it in the configuration to skip the page)"
+                ),
+            )
+        )
+    elif fetch.moved_to is not None:
         moved, log_line = _moved(feed, state, fetch.moved_to)
         logs.append(log_line)
         if moved is not None:
             moved_to, status = moved, "moved"
     elif state is not None and state.moved_to:
-        status = "moved"
+        status = state.status if state.status in ("moved", "discovered") else "moved"
     alerted_at: datetime | _Keep | None = KEEP
     if state is not None and state.alerted_at is not None:
         alerted_at = None

@@ -41,7 +41,6 @@ from newswatch.poll.decide import (
     decide_poll,
     derived_lookups,
     select_entries,
-    url_credentials,
 )
 from newswatch.poll.outcome import FeedOutcome, Rules
 from newswatch.poll.stats import PollStats, error_kind
@@ -227,7 +226,7 @@ class Poller:
             intent = self._decide(feed, state, dataclasses.replace(fetch, body=b""), None, {})
             return intent, await self._apply(intent)
         try:
-            fetch, parsed = await self._parse(feed, fetch)
+            fetch, parsed, discovered = await self._parse(feed, fetch)
         except FeedParseError as exc:
             intent = self._decide(feed, state, fetch, None, {}, parse_error=exc.message)
             return intent, await self._apply(intent)
@@ -237,17 +236,21 @@ class Poller:
         doc, known = await asyncio.to_thread(self._prepare, feed, state, fetch, parsed, digest)
         if feed.full_text:
             doc = await self._with_full_text(feed, doc)
-        intent = await asyncio.to_thread(self._decide, feed, state, fetch, doc, known)
+        intent = await asyncio.to_thread(
+            self._decide, feed, state, fetch, doc, known, discovered=discovered
+        )
         result = await self._apply(intent)
         self.stats.ingest.add(time.monotonic() - started)
         return intent, result
 
-    async def _parse(self, feed: FeedConfig, fetch: FetchResult) -> tuple[FetchResult, ParsedFeed]:
+    async def _parse(
+        self, feed: FeedConfig, fetch: FetchResult
+    ) -> tuple[FetchResult, ParsedFeed, str | None]:
         """Parse the body; a web page that links to its feed is followed
         once (autodiscovery) and the feed found is polled from then on."""
         started = time.monotonic()
         try:
-            return fetch, await self._parse_body(fetch)
+            return fetch, await self._parse_body(fetch), None
         except FeedParseError as exc:
             found = _discovered(fetch, exc)
             if not found:
@@ -259,14 +262,7 @@ class Poller:
                     f"{found_fetch.error or 'empty answer'}"
                 ) from None
             parsed = await self._parse_body(found_fetch)
-            log.warning(
-                "feed %s: the configured URL is a web page; found its feed %s and poll that "
-                "from now on (put it in the configuration to skip the page)",
-                feed.label,
-                _shown(found),
-            )
-            moved = None if _has_credentials(feed, found) else found
-            return dataclasses.replace(found_fetch, moved_to=moved), parsed
+            return found_fetch, parsed, found
         finally:
             self.stats.parse.add(time.monotonic() - started)
 
@@ -344,6 +340,7 @@ class Poller:
         known: Mapping[str, KnownEntry],
         *,
         parse_error: str | None = None,
+        discovered: str | None = None,
     ) -> PollIntent:
         return decide_poll(
             policy_of(feed, state),
@@ -356,6 +353,7 @@ class Poller:
             self.rng,
             self._settings,
             parse_error=parse_error,
+            discovered=discovered,
         )
 
     # ------------------------------------------------------------------ applying
@@ -473,7 +471,7 @@ class Poller:
         if fetch.error is not None:
             return FeedOutcome(feed.key, feed.label, "failed", error=fetch.error)
         try:
-            fetch, parsed = await self._parse(feed, fetch)
+            fetch, parsed, _ = await self._parse(feed, fetch)
         except FeedParseError as exc:
             return FeedOutcome(feed.key, feed.label, "failed", error=exc.message)
         label = feed.label if feed.name else (parsed.title.strip() or feed.label)
@@ -515,16 +513,6 @@ def _discovered(fetch: FetchResult, exc: FeedParseError) -> str | None:
         return None
     found = discover_feeds(fetch.body, fetch.url)
     return found[0] if found else None
-
-
-def _has_credentials(feed: FeedConfig, url: str) -> bool:
-    return any(secret in url for secret in url_credentials(feed.source))
-
-
-def _shown(url: str) -> str:
-    from newswatch.notify.redact import mask_feed_url
-
-    return mask_feed_url(url)
 
 
 def outcomes_failed(outcomes: Sequence[FeedOutcome]) -> int:
