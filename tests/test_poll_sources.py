@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,9 +258,9 @@ def test_feeds_export_writes_opml_without_secrets(tmp_path: Path) -> None:
     assert b"SECRET" not in data and "SECRET" not in err
     assert "left out 2 whose URL carries credentials and 1 local file(s)" in err
     back = read_opml_feeds(data)
-    assert [f.url for f in back][0] == "https://a.example.org/rss"
+    assert back[0].url == "https://a.example.org/rss"
     assert back[0].tags == ("asia", "wire") and back[1].url.startswith("https://news.google.com/")
-    assert write_opml([], title="t", now=__import__("datetime").datetime.now()).startswith(b"<?xml")
+    assert write_opml([], title="t", now=datetime.now(UTC)).startswith(b"<?xml")
 
 
 # --------------------------------------------------------------------------- feeds + poll --once
