@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 import textwrap
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
