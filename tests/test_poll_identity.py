@@ -118,7 +118,8 @@ async def test_edit_alerts_only_a_rule_that_newly_matches(
         server.route("/f.xml", body=rss(story(1, title="Talks in Vladivostok", body=body)))
         [outcome] = await app.poller.poll_all()
         assert outcome.edited == 1 and outcome.new_alerts == 1
-        server.route("/f.xml", body=rss(story(1, title="Talks in Vladivostok", body=body + " More."))
+        again = story(1, title="Talks in Vladivostok", body=body + " More.")
+        server.route("/f.xml", body=rss(again))
         [outcome] = await app.poller.poll_all()
         assert outcome.edited == 1 and outcome.new_alerts == 0  # rnk fired already
         await app.deliverer.drain()
