@@ -591,6 +591,21 @@ def _failed(
 HINT_GONE: Final = timedelta(days=365)
 
 
+def _matched(
+    rules: RuleSet, article: Article, now: datetime
+) -> tuple[tuple[Match, ...], tuple[Route, ...]]:
+    """The article's matches and their routes. A match no route will send
+    keeps no explanation: its snippet (the costly part, ~38 us a match)
+    is built only for matches that may go out."""
+    found: list[Match] = []
+    routes: list[Route] = []
+    for match in rules.match(article):
+        its = rules.routes(match, now)
+        routes.extend(its)
+        found.append(match if its else Match(match.rule, match.article))
+    return tuple(found), tuple(routes)
+
+
 def _entries(
     feed: FeedPolicy,
     state: FeedState | None,
@@ -651,26 +666,26 @@ def _entries(
     items: list[IngestItem] = []
     matches: list[Match] = []
     for (article, digest), alert_ok in zip(new, may_alert, strict=True):
-        found = tuple(rules.match(article)) if alert_ok else ()
+        found, routes = _matched(rules, article, now) if alert_ok else ((), ())
         matches.extend(found)
         items.append(
             IngestItem(
                 article=article,
                 matches=found,
-                routes=tuple(r for m in found for r in rules.routes(m, now)),
+                routes=routes,
                 identity_keys=identity_keys(article),
                 evaluated=alert_ok,
                 content_hash=digest,
             )
         )
     for article, digest in edits:
-        found = tuple(rules.match(article))
+        found, routes = _matched(rules, article, now)
         matches.extend(found)
         items.append(
             IngestItem(
                 article=article,
                 matches=found,
-                routes=tuple(r for m in found for r in rules.routes(m, now)),
+                routes=routes,
                 identity_keys=identity_keys(article),
                 edit=True,
                 content_hash=digest,
