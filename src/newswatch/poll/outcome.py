@@ -48,6 +48,8 @@ class FeedOutcome:
     new_articles: int = 0
     new_alerts: int = 0
     edited: int = 0
+    matched: int = 0
+    # Only a dry run keeps the matches themselves (it prints them).
     matches: tuple[Match, ...] = field(default=(), repr=False)
     error: str | None = None
     warning: str | None = None

@@ -163,7 +163,7 @@ class PollPool:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll due feeds until ``stop`` is set (the daemon), then finish the
         feeds in flight; cancelled, it gives their leases back."""
-        await self._loop(ClaimSource(self.poller, self.lease), stop, leased=True)
+        await self._loop(ClaimSource(self.poller, self.lease), stop, leased=True, keep=False)
 
     async def run_due(self) -> list[FeedOutcome]:
         """Poll every feed that is due now, then return (tests, one-shot runs)."""
@@ -176,8 +176,10 @@ class PollPool:
         return await self._loop(ListSource(work), asyncio.Event(), leased=False)
 
     async def _loop(
-        self, source: Source, stop: asyncio.Event, *, leased: bool
+        self, source: Source, stop: asyncio.Event, *, leased: bool, keep: bool = True
     ) -> list[FeedOutcome]:
+        """Run feeds from ``source``; ``keep``: return their outcomes (a
+        daemon that runs for weeks keeps none)."""
         poller = self.poller
         running: dict[asyncio.Task[FeedOutcome], tuple[str, str]] = {}
         busy: Counter[str] = Counter()
@@ -234,7 +236,8 @@ class PollPool:
                     if host:
                         busy[host] -= 1
                     outcome = task.result()
-                    outcomes.append(outcome)
+                    if keep:
+                        outcomes.append(outcome)
                     if cycle is not None:
                         cycle.add(outcome)
                     if self.on_outcome is not None:
