@@ -81,7 +81,8 @@ TRANSLATIONS = [
     ),
     (
         "channels: {p: {to: x}}\n",
-        "1: channels.p: a channel needs a 'type' (console, email, webhook)",
+        "1: channels.p: a channel needs a 'type' (console, email, webhook, slack, discord, "
+        "telegram, teams, matrix, ntfy, apprise)",
     ),
 ]
 

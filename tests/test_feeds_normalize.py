@@ -58,6 +58,7 @@ def make_entry(**fields: object) -> ParsedEntry:
         ("a&nbsp;b\u00a0c", "a b c"),
         ("<script>alert('x')</script>kept<style>p{}</style>", "kept"),
         ("<html><head><title>T</title></head><body>body</body></html>", "body"),
+        ("<HTML><HEAD><TITLE>T</TITLE></HEAD><BODY>upper</BODY></HTML>", "upper"),
         ("<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>", "a b\nc"),
         ("<ul><li>one</li><li>two</li></ul>", "one\ntwo"),
         ("AT&T: 5 > 3 and 2 < 4", "AT&T: 5 > 3 and 2 < 4"),
@@ -69,7 +70,32 @@ def make_entry(**fields: object) -> ParsedEntry:
         ("soft\u00adhyphen zero\u200bwidth", "softhyphen zerowidth"),
         ("ctrl\x00\x07chars", "ctrl chars"),
         ("<p>러시아는 <em>북한</em>과</p>", "러시아는 북한과"),
-        ("<script>never closed", ""),
+        # A skipped element that never closes gives its text back.
+        ("<script>never closed", "never closed"),
+        (
+            "<p>Before.</p><script async src='x.js'><p>After, the article.</p>",
+            "Before.\nAfter, the article.",
+        ),
+        ("a<style>p { color: red }<p>b</p>", "ap { color: red }\nb"),
+        ("<svg><text>icon</text> text after", "icon text after"),
+        ("<svg><svg></svg>nested, never closed", "nested, never closed"),
+        ("<div>a<svg>s<script>t</script>u</svg>b</div>", "ab"),
+        ("x<script>1</script>y<style>2</style>z<svg>3</svg>w", "xyzw"),
+        # Fragments (feed content) keep head, title, template, noscript text:
+        # posts about HTML write them unescaped.
+        (
+            "<p>Put a link to respond.js in the <head>, and a <title> that says what"
+            " the page is about.</p><p>More text.</p>",
+            "Put a link to respond.js in the , and a that says what the page is about.\nMore text.",
+        ),
+        ("<pre><template>\n<div>Hello</div>\n</template></pre><p>Rest</p>", "Hello\nRest"),
+        ("<noscript>Enable JavaScript</noscript> ok", "Enable JavaScript ok"),
+        ("<title>T</title>body", "Tbody"),
+        # A whole page: its head (and title) is not text.
+        ("<!DOCTYPE html><html><head><title>T</title><style>x</style></head><p>Body</p>", "Body"),
+        ("<!-- c --><html><head><title>T</title><p>Body without </head>", "Body without"),
+        ("<html><head><title>Unclosed head", "Unclosed head"),
+        ("<html><body><noscript>JS off</noscript><template>t</template>Main</body></html>", "Main"),
     ],
 )
 def test_html_to_text(html: str, text: str) -> None:

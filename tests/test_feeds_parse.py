@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from feedserver import FeedServer
-from newswatch.feeds.parse import FeedParseError, parse_feed, parse_feed_async
+from newswatch.feeds import parse as parse_module
+from newswatch.feeds.parse import (
+    FeedParseError,
+    body_digest,
+    declared_interval,
+    parse_feed,
+    parse_feed_async,
+)
+from newswatch.model import ParsedEntry, ParsedFeed
 
 FEED_URL = "https://kh.example/rss/national.xml"
 
@@ -197,7 +208,8 @@ def test_html_page_is_not_a_feed(content_type: str | None) -> None:
     [
         (b"", "empty document"),
         (b"   \n ", "empty document"),
-        (b'{"items": []}', "not a feed: not well-formed"),
+        (b'{"items": []}', 'not a feed: a JSON document without a JSON Feed "version"'),
+        (b"[1, 2]", "not a feed: a JSON list, not a JSON Feed object"),
         (b"\x00\x01\x02 binary", "not a feed"),
         (b"<rss version='2.0'><channel><title>x</title><item><title>", "not a feed|malformed"),
     ],
@@ -247,3 +259,143 @@ def test_body_is_never_fetched_as_a_url(server: FeedServer) -> None:
 async def test_parse_feed_async() -> None:
     feed = await parse_feed_async(RDF, url="https://rdf.example/index.rdf")
     assert feed.entries[0].title == "RDF item"
+
+
+# --------------------------------------------------------------------------- poison entries
+
+POISON = (Path(__file__).parent / "data" / "feeds" / "poison-charrefs.xml").read_bytes()
+
+
+def test_poison_entry_is_repaired_and_the_feed_kept() -> None:
+    feed = parse_feed(POISON, url="https://poison.example/rss")
+    assert len(feed.entries) == 6
+    assert feed.warning is None  # repaired before parsing: the XML is well-formed
+    poison = next(e for e in feed.entries if e.guid == "https://poison.example/news/poison")
+    assert poison.title == "Fans react 😀 to the final 😀"
+    assert poison.summary == "A lone half \ufffd and a number beyond Unicode \ufffd and \ufffd."
+
+
+def test_unrepaired_poison_costs_only_its_entry(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without the repair feedparser raises on the poison item; the document
+    # is then read item by item and only that item is lost.
+    monkeypatch.setattr(parse_module, "repair_charrefs", lambda body, content_type=None: body)
+    with caplog.at_level(logging.WARNING, logger="newswatch.feeds.parse"):
+        feed = parse_feed(POISON, url="https://user:secret@poison.example/rss?token=t0k")
+    assert [e.title for e in feed.entries] == [f"Good story {i}" for i in range(1, 6)]
+    assert feed.skipped_entries == 1
+    assert feed.warning == "1 entry could not be read"
+    assert feed.title == "Poison Test Feed"
+    assert "https://poison.example/rss: entry 4 skipped, the parser failed" in caplog.text
+    assert "secret" not in caplog.text and "t0k" not in caplog.text
+
+
+def test_unrepaired_poison_without_items_is_a_parse_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parse_module, "repair_charrefs", lambda body, content_type=None: body)
+    body = b"<rss version='2.0'><channel><title>&#xD83D;</title></channel></rss>"
+    with pytest.raises(FeedParseError, match="the parser failed on this document: "):
+        parse_feed(body, url="https://x.example/")
+
+
+def test_an_entry_that_fails_to_convert_is_skipped(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = parse_module._entry
+
+    def fragile(raw: Any) -> ParsedEntry:
+        if dict.get(raw, "id", "").endswith("/poison"):
+            raise ValueError("cannot convert")
+        return real(raw)
+
+    monkeypatch.setattr(parse_module, "_entry", fragile)
+    with caplog.at_level(logging.WARNING, logger="newswatch.feeds.parse"):
+        feed = parse_feed(POISON, url="https://poison.example/rss", label="Poison desk")
+    assert len(feed.entries) == 5
+    assert feed.skipped_entries == 1
+    assert feed.warning == "1 entry could not be read"
+    assert (
+        "Poison desk: entry 4 (https://poison.example/news/poison) skipped: "
+        "ValueError: cannot convert" in caplog.text
+    )
+
+
+def test_a_malformed_feed_with_skips_says_both() -> None:
+    feed = parse_feed(MALFORMED, url="https://b.example/rss")
+    assert feed.skipped_entries == 0
+    assert feed.warning is not None and "entries could not be read" not in feed.warning
+
+
+def test_lone_surrogates_never_reach_an_entry() -> None:
+    feed = parse_feed(
+        "<rss version='2.0'><channel><item><title>a\udc80b</title></item></channel></rss>".encode(
+            "utf-8", "surrogatepass"
+        ),
+        url="https://x.example/",
+    )
+    for entry in feed.entries:
+        entry.title.encode("utf-8")  # would raise on a lone surrogate
+
+
+# --------------------------------------------------------------------------- polling hints
+
+
+def test_ttl_and_syndication_hints() -> None:
+    body = b"""<rss version="2.0" xmlns:sy="http://purl.org/rss/1.0/modules/syndication/">
+    <channel><title>t</title><ttl> 90 </ttl>
+    <sy:updatePeriod>Daily</sy:updatePeriod><sy:updateFrequency>4</sy:updateFrequency>
+    <item><title>i</title></item></channel></rss>"""
+    feed = parse_feed(body, url="https://x.example/")
+    assert (feed.ttl, feed.update_period, feed.update_frequency) == (90, "daily", 4)
+    assert declared_interval(feed) == timedelta(hours=6)  # 4 a day, longer than the ttl
+
+
+@pytest.mark.parametrize(
+    ("ttl", "period", "frequency", "interval"),
+    [
+        (None, None, None, None),
+        (30, None, None, timedelta(minutes=30)),
+        (None, "hourly", None, timedelta(hours=1)),
+        (None, "hourly", 4, timedelta(minutes=15)),
+        (None, "weekly", 7, timedelta(days=1)),
+        (10, "daily", 2, timedelta(hours=12)),  # the longer one wins
+        (1440, "hourly", 2, timedelta(days=1)),
+    ],
+)
+def test_declared_interval(
+    ttl: int | None, period: str | None, frequency: int | None, interval: timedelta | None
+) -> None:
+    feed = ParsedFeed(
+        title="t",
+        link=None,
+        entries=(),
+        ttl=ttl,
+        update_period=period,
+        update_frequency=frequency,
+    )
+    assert declared_interval(feed) == interval
+
+
+@pytest.mark.parametrize(
+    ("ttl", "period", "frequency"),
+    [
+        ("0", "fortnightly", "0"),
+        ("-5", "", "-1"),
+        ("abc", "HOURLY!", "x"),
+        ("99999999999999999999", "daily ", "1e3"),
+    ],
+)
+def test_bad_hints_are_ignored(ttl: str, period: str, frequency: str) -> None:
+    body = f"""<rss version="2.0" xmlns:sy="http://purl.org/rss/1.0/modules/syndication/">
+    <channel><title>t</title><ttl>{ttl}</ttl><sy:updatePeriod>{period}</sy:updatePeriod>
+    <sy:updateFrequency>{frequency}</sy:updateFrequency></channel></rss>""".encode()
+    feed = parse_feed(body, url="https://x.example/")
+    assert feed.ttl is None
+    assert feed.update_frequency is None
+    assert feed.update_period == ("daily" if period == "daily " else None)
+
+
+def test_body_digest() -> None:
+    assert body_digest(RSS) == body_digest(bytes(RSS))
+    assert body_digest(RSS) != body_digest(RSS + b" ")
+    assert body_digest(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

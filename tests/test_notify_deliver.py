@@ -421,14 +421,19 @@ async def test_a_killed_process_notifications_come_back_within_a_lease(
 
 
 async def test_leases_are_renewed_while_a_slow_send_runs(store: SqlStore, clock: Clock) -> None:
-    slow = ScriptedChannel("slow", [DeliveryResult.success()], delay=1.2)
+    """A send slower than the lease keeps its notification: another replica
+    looking after the first lease ran out finds nothing to claim."""
+    slow = ScriptedChannel("slow", [DeliveryResult.success()], delay=1.5)
     t = targets(["slow"], **NOW)
     enqueue(store, clock, t)
     loop = deliverer(store, {"slow": slow}, clock, t, lease=timedelta(seconds=3.3))
     task = asyncio.create_task(loop.deliver_due())
-    await asyncio.sleep(0.1)
-    clock.advance(timedelta(seconds=2))  # the lease would run out before the send ends
-    await asyncio.sleep(1.4)
+    await asyncio.sleep(0.2)
+    clock.advance(timedelta(seconds=3))  # the first lease would run out now ...
+    await asyncio.sleep(1.2)  # ... but the renewal (every 1.1 s) moved it on
+    clock.advance(timedelta(seconds=1))
+    other = store.claim_notifications(clock(), clock() + timedelta(seconds=30), 10)
+    assert other == []
     assert (await task).sent == 1
     assert [n.attempts for n in notes(store)] == [1]  # never claimed twice
 
@@ -538,3 +543,25 @@ def test_stats_add_and_print() -> None:
     assert total.settled == 4
     assert str(total) == "1 sent, 2 retried, 1 dead, 4 deferred"
     assert str(DeliveryStats(sent=2)) == "2 sent, 0 retried, 0 dead"
+
+
+async def test_a_paced_hand_back_is_a_deferral_not_a_failure(
+    store: SqlStore, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    paced = DeliveryResult(
+        ok=False, error="paced: 3 of 9 parts sent", retry_after=20.0, parts_sent=3, deferred=True
+    )
+    chat = ScriptedChannel("chat", [paced, DeliveryResult.success(parts_sent=9)])
+    t = targets(["chat"], **NOW)
+    enqueue(store, clock, t)
+    loop = deliverer(store, {"chat": chat}, clock, t)
+    with caplog.at_level("INFO", logger="newswatch"):
+        assert await loop.deliver_due() == DeliveryStats(deferred=1, composed=1)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # nothing is failing
+    [n] = notes(store)
+    assert (n.status, n.attempts) == (NotificationStatus.PENDING, 0)
+    assert n.next_attempt_at == clock() + timedelta(seconds=20)
+    assert await loop.deliver_due() == DeliveryStats()  # not before its turn
+    clock.advance(timedelta(seconds=20))
+    assert await loop.deliver_due() == DeliveryStats(sent=1)
+    assert [(x.attempt, x.parts_sent) for x in chat.sent] == [(1, 0), (1, 3)]

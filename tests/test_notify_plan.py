@@ -249,3 +249,11 @@ def test_rows_of_a_removed_notify_entry_still_go_to_their_channel() -> None:
     t = targets({"channel": "desk"})  # slack was removed by a reload
     [d] = decide(rows(1), t, T0 + 30 * S)
     assert isinstance(d, Compose) and d.channel == "slack"
+
+
+def test_items_released_by_a_mute_go_into_the_rules_digest_when_it_has_one() -> None:
+    t = targets(
+        {"channel": "desk", "group_wait": "0s"}, {"channel": "desk", "digest": "daily 08:00"}
+    )
+    released = rows(2, target="desk:immediate", hold_until=T0, hold_reason="mute")
+    assert decide(released, t, T0) == [MoveRows((1, 2), "desk:digest:0 8 * * *")]

@@ -165,3 +165,32 @@ def test_v1_sqlite_file_is_really_schema_1() -> None:
     assert version == "1"
     assert "story_key" in columns and "target_id" not in columns
     assert FEED_B in keys
+
+
+def test_a_story_v1_recorded_silently_does_not_alert_when_copied(v1_url: str) -> None:
+    """v1 first polls recorded entries without evaluating rules: after the
+    upgrade their stories have no baseline, so a re-keyed copy is seen, not
+    alerted. A v1 story that matched keeps its baseline: only a rule that
+    newly matches a copy alerts."""
+    now = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    from newswatch.identity import identity_keys
+
+    with open_store(v1_url) as store:
+        articles = {a.entry_key: a for a in store.iter_articles()}
+        silent, matched = articles["guid-10"], articles["guid-0"]
+        copies = []
+        for original, rules in ((silent, ("russia-north-korea",)), (matched, ("thaad",))):
+            copy = original.__class__(
+                **{
+                    **{f: getattr(original, f) for f in original.__dataclass_fields__},
+                    "feed_key": "another-feed",
+                    "entry_key": f"copy-of-{original.entry_key}",
+                }
+            )
+            routes = tuple(Route(r, "desk-email", DeliveryMode.IMMEDIATE) for r in rules)
+            copies.append(IngestItem(copy, routes=routes, identity_keys=identity_keys(copy)))
+        result = store.ingest(
+            FeedUpdate("another-feed", now, now + timedelta(minutes=10), ok=True), copies
+        )
+        assert result.joined == 2
+        assert result.new_outbox == 1  # thaad on the matched story; nothing for the silent one

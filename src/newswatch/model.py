@@ -72,12 +72,23 @@ class ParsedEntry:
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
     """A parsed feed document. ``warning`` is set when the XML was malformed
-    but some entries could still be read (feedparser's bozo flag)."""
+    but some entries could still be read (feedparser's bozo flag), or when
+    ``skipped_entries`` entries could not be read and were left out.
+
+    ``ttl`` (RSS ``<ttl>``, minutes), ``update_period`` (``sy:updatePeriod``:
+    hourly, daily, weekly, monthly or yearly) and ``update_frequency``
+    (``sy:updateFrequency``, times per period) are what the feed asks of its
+    pollers; None where it says nothing (or nothing valid).
+    """
 
     title: str
     link: str | None
     entries: tuple[ParsedEntry, ...]
     warning: str | None = None
+    skipped_entries: int = 0
+    ttl: int | None = None
+    update_period: str | None = None
+    update_frequency: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +300,9 @@ class DeliveryResult:
     retry_after: float | None = None
     parts_sent: int = 0
     answer: str | None = None
+    # Not a failure: the channel sent what its pacing allowed within a send
+    # and hands the rest back for later (a long digest on a slow platform).
+    deferred: bool = False
 
     @classmethod
     def success(cls, *, parts_sent: int = 1, answer: str | None = None) -> DeliveryResult:

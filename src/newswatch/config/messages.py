@@ -25,7 +25,18 @@ from pydantic_core import ErrorDetails
 from newswatch.config.models import Config
 from newswatch.config.problems import DocPath
 
-CHANNEL_TYPES: Final = ("console", "email", "webhook")
+CHANNEL_TYPES: Final = (
+    "console",
+    "email",
+    "webhook",
+    "slack",
+    "discord",
+    "telegram",
+    "teams",
+    "matrix",
+    "ntfy",
+    "apprise",
+)
 # Quoted inputs are cut to this many characters: enough to recognise a typo.
 MAX_SHOWN: Final = 40
 

@@ -257,25 +257,186 @@ class EmailChannelConfig(_Frozen):
         return (v,) if isinstance(v, str) else v
 
 
-class WebhookChannelConfig(_Frozen):
+class PacingConfig(_Frozen):
+    """A channel's token bucket: ``rate`` requests refill each ``per``, up
+    to ``burst`` at once. ``pacing: off`` sends as fast as the service lets."""
+
+    rate: float = Field(gt=0)
+    per: Duration = timedelta(seconds=1)
+    burst: int = Field(default=1, ge=1, le=10_000)
+
+
+def _pacing(value: object) -> object:
+    return "off" if value in (False, "off", "none") else value
+
+
+# None: the platform's default (notify/pacing.py); "off": no pacing.
+Pacing = Annotated[PacingConfig | Literal["off"] | None, BeforeValidator(_pacing)]
+
+
+def _http_url(value: str, what: str) -> str:
+    if not re.match(r"^https?://[^/?#\s]+", value):
+        raise ValueError(f"{what} must start with http:// or https:// and name a host")
+    return value
+
+
+class _HttpChannel(_Frozen):
+    """Settings every HTTP channel has."""
+
+    timeout: Duration = timedelta(seconds=15)
+    pacing: Pacing = None
+
+
+class WebhookChannelConfig(_HttpChannel):
     type: Literal["webhook"]
     # The URL often embeds a token (Slack, Discord): treat it as a secret.
     url: SecretStr
     headers: dict[str, SecretStr] = Field(default_factory=dict)
-    timeout: Duration = timedelta(seconds=15)
     # HMAC-SHA256 key: each request carries X-Newswatch-Signature: sha256=...
     secret: SecretStr | None = None
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, v: SecretStr) -> SecretStr:
-        if not re.match(r"^https?://", v.get_secret_value()):
-            raise ValueError("webhook url must start with http:// or https://")
+        _http_url(v.get_secret_value(), "webhook url")
         return v
 
 
+class SlackChannelConfig(_HttpChannel):
+    """An incoming webhook (Slack, or a Slack-compatible Mattermost or
+    Rocket.Chat hook), or a bot ``token`` with a ``channel`` (chat.postMessage)."""
+
+    type: Literal["slack"]
+    webhook: SecretStr | None = None
+    token: SecretStr | None = None
+    channel: str | None = None
+    api_url: str = "https://slack.com/api"
+    # blocks: Block Kit (Slack). text: mrkdwn text only, for the
+    # Slack-compatible hooks of Mattermost and Rocket.Chat (no blocks).
+    format: Literal["blocks", "text"] = "blocks"
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SlackChannelConfig:
+        if self.webhook is not None:
+            if self.token is not None or self.channel is not None:
+                raise ValueError("give either 'webhook' or 'token' with 'channel', not both")
+            _http_url(self.webhook.get_secret_value(), "slack webhook")
+        elif self.token is None or not self.channel:
+            raise ValueError("a slack channel needs 'webhook', or 'token' and 'channel'")
+        _http_url(self.api_url, "api_url")
+        return self
+
+
+class DiscordChannelConfig(_HttpChannel):
+    type: Literal["discord"]
+    webhook: SecretStr  # https://discord.com/api/webhooks/<id>/<token>
+    username: str | None = Field(default=None, min_length=1, max_length=80)
+    thread_id: str | None = None  # post into a thread of a forum or text channel
+
+    @field_validator("webhook")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        _http_url(v.get_secret_value(), "discord webhook")
+        return v
+
+
+def _chat_id(value: object) -> object:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class TelegramChannelConfig(_HttpChannel):
+    type: Literal["telegram"]
+    token: SecretStr  # the bot token from @BotFather
+    chat_id: Annotated[str, BeforeValidator(_chat_id)] = Field(min_length=1)
+    api_url: str = "https://api.telegram.org"  # or a self-hosted Bot API server
+    message_thread_id: int | None = None  # a forum topic
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _http_url(v, "api_url")
+
+
+class TeamsChannelConfig(_HttpChannel):
+    type: Literal["teams"]
+    webhook: SecretStr  # a Workflows "when a webhook request is received" URL
+
+    @field_validator("webhook")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        _http_url(v.get_secret_value(), "teams webhook")
+        return v
+
+
+class MatrixChannelConfig(_HttpChannel):
+    type: Literal["matrix"]
+    homeserver: str
+    room_id: str = Field(pattern=r"^!.+:.+$")  # the room's id, not an alias
+    access_token: SecretStr
+    # m.notice is what bots send (clients show it quieter; other bots ignore it).
+    msgtype: Literal["m.notice", "m.text"] = "m.notice"
+
+    @field_validator("homeserver")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _http_url(v, "homeserver")
+
+
+class NtfyChannelConfig(_HttpChannel):
+    type: Literal["ntfy"]
+    # The topic URL: on a public server the topic name is the only secret.
+    url: SecretStr
+    token: SecretStr | None = None  # an access token (Authorization: Bearer)
+    priority: Literal["min", "low", "default", "high", "max"] | int = "default"
+    tags: tuple[str, ...] = ("newspaper",)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        _http_url(v.get_secret_value(), "ntfy url")
+        return v
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, v: str | int) -> str | int:
+        if isinstance(v, int) and not 1 <= v <= 5:
+            raise ValueError("priority is 1 to 5, or min, low, default, high, max")
+        return v
+
+
+class AppriseChannelConfig(_Frozen):
+    """Any service apprise knows, by its URLs (the optional extra:
+    ``pip install 'newswatch[apprise]'``). Its limits are apprise's own."""
+
+    type: Literal["apprise"]
+    urls: tuple[SecretStr, ...] = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=60)
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return (v,) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _installed(self) -> AppriseChannelConfig:
+        # Imported here: apprise is optional, and only this type needs it.
+        from newswatch.notify.channels.apprise import check_urls
+
+        check_urls([u.get_secret_value() for u in self.urls])
+        return self
+
+
 ChannelConfig = Annotated[
-    ConsoleChannelConfig | EmailChannelConfig | WebhookChannelConfig,
+    ConsoleChannelConfig
+    | EmailChannelConfig
+    | WebhookChannelConfig
+    | SlackChannelConfig
+    | DiscordChannelConfig
+    | TelegramChannelConfig
+    | TeamsChannelConfig
+    | MatrixChannelConfig
+    | NtfyChannelConfig
+    | AppriseChannelConfig,
     Field(discriminator="type"),
 ]
 

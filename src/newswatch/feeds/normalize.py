@@ -88,8 +88,18 @@ _SAFE_LINK_SCHEMES = frozenset({"http", "https"})
 
 # --------------------------------------------------------------------------- html -> text
 
-# Elements whose content is never reader-visible text.
-_SKIP_TAGS = frozenset({"script", "style", "head", "title", "noscript", "template", "svg"})
+# Elements whose content is never reader-visible text, in a fragment (what a
+# feed's summary or content is). The document-only ones (head, title, ...)
+# are not skipped there: feed HTML about HTML often holds a literal, unescaped
+# "<head>" or "<template>" in its code samples, and skipping those would drop
+# the rest of the article (feedparser's sanitizer used to hide this by
+# deleting such tags while keeping their text, which is what happens now).
+_FRAGMENT_SKIP = frozenset({"script", "style", "svg"})
+# In a whole HTML page (``newswatch test`` on a web page), also the head.
+_DOCUMENT_SKIP = _FRAGMENT_SKIP | {"head", "title", "noscript", "template"}
+# Start tags that end an unclosed <head> (a page's body has begun).
+_HEAD_ENDERS = frozenset({"body", "main", "article", "h1", "p", "div"})
+_DOCUMENT_RE = re.compile(r"\s*(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.I | re.S)
 # Elements that start a new line of text.
 _BLOCK_TAGS = frozenset(
     {
@@ -132,19 +142,32 @@ _VOID_TAGS = frozenset({"br", "hr", "img", "input", "meta", "link", "wbr", "sour
 _SPACES_RE = re.compile(r"[^\S\n]+")  # whitespace except newlines (includes NBSP)
 _NEWLINES_RE = re.compile(r"\s*\n\s*")
 _TAG_RE = re.compile(r"<[^>]*>")
+# The elements html.parser reads as raw text up to their end tag.
+_RAW_TEXT_TAG_RE = re.compile(r"<(/?)(script|style)\b", re.IGNORECASE)
 _INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")  # soft hyphen, zero-widths
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
+    """Collects text; what sits inside a skipped element is set aside and
+    dropped when the element closes. A skipped element that never closes
+    gives its text back at the end (``text``): a stray "<svg>" or "<script>"
+    must not swallow the rest of an article."""
+
+    def __init__(self, skip: frozenset[str]) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
-        self._skip_depth = 0
+        self._skip = skip
+        self._open: list[str] = []  # skipped elements now open, outermost first
+        self._kept: list[str] = []  # the text before the outermost skipped element
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP_TAGS:
-            self._skip_depth += 1
+        if self._open and self._open[0] == "head" and tag in _HEAD_ENDERS:
+            self._close_skip(0)  # the body started without a </head>
+        if tag in self._skip:
+            if not self._open:
+                self._kept, self.parts = self.parts, []
+            self._open.append(tag)
         elif tag in _BLOCK_TAGS:
             self.parts.append("\n")
         elif tag in _SPACE_TAGS:
@@ -156,32 +179,49 @@ class _TextExtractor(HTMLParser):
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP_TAGS:
-            self._skip_depth = max(0, self._skip_depth - 1)
+        if tag in self._open:
+            # Close it and whatever was left open inside it.
+            self._close_skip(len(self._open) - 1 - self._open[::-1].index(tag))
         elif tag in _BLOCK_TAGS and tag not in _VOID_TAGS:
             self.parts.append("\n")
         elif tag in _SPACE_TAGS:
             self.parts.append(" ")
 
+    def _close_skip(self, depth: int) -> None:
+        del self._open[depth:]
+        if not self._open:
+            self.parts = self._kept  # drop what the skipped element held
+            self._kept = []
+
     def handle_data(self, data: str) -> None:
-        if not self._skip_depth:
-            self.parts.append(data)
+        self.parts.append(data)
 
     def unknown_decl(self, data: str) -> None:
-        if data.startswith("CDATA[") and not self._skip_depth:
+        if data.startswith("CDATA["):
             self.parts.append(data[len("CDATA[") :])
 
+    def text(self) -> str:
+        """Everything collected, after ``close()``."""
+        parts = self.parts
+        if self._open:  # never closed: not a skipped element after all
+            parts = [*self._kept, *parts]
+        if self.cdata_elem is not None and self.rawdata:
+            # An unclosed <script>/<style> holds the rest of the input as raw
+            # text: read it again as markup, with those tags made harmless.
+            parts.append(_extract(_RAW_TEXT_TAG_RE.sub(r"<\1x-\2", self.rawdata), self._skip))
+        return "".join(parts)
 
-def _extract(html: str) -> str:
+
+def _extract(html: str, skip: frozenset[str]) -> str:
     if "<" not in html and "&" not in html:
         return html  # plain text: nothing to parse
-    parser = _TextExtractor()
+    parser = _TextExtractor(skip)
     try:
         parser.feed(html)
         parser.close()
     except Exception:  # html.parser is lenient, but this is hostile input
         return unescape(_TAG_RE.sub(" ", html))
-    return "".join(parser.parts)
+    return parser.text()
 
 
 def _clean(text: str, limit: int) -> str:
@@ -196,12 +236,16 @@ def _clean(text: str, limit: int) -> str:
 def html_to_text(html: str, *, limit: int = MAX_FIELD_CHARS) -> str:
     """HTML (or plain text) -> readable plain text.
 
-    Drops scripts, styles and the document head; block elements become line
-    breaks, table cells spaces; entities are unescaped; runs of whitespace
-    collapse to one space and blank lines disappear. The result is at most
-    ``limit`` characters.
+    Drops scripts, styles and inline SVG (and, in a whole page that starts
+    with ``<!doctype html>`` or ``<html>``, the head and other non-content
+    elements); block elements become line breaks, table cells spaces;
+    entities are unescaped; runs of whitespace collapse to one space and
+    blank lines disappear. A dropped element that is never closed drops
+    nothing. The result is at most ``limit`` characters.
     """
-    return _clean(_extract(html[:MAX_HTML_CHARS]), limit)
+    html = html[:MAX_HTML_CHARS]
+    skip = _DOCUMENT_SKIP if _DOCUMENT_RE.match(html) else _FRAGMENT_SKIP
+    return _clean(_extract(html, skip), limit)
 
 
 def _one_line(html: str) -> str:

@@ -279,7 +279,7 @@ class Deliverer:
                 if name in state.tripped:
                     return  # stays unsettled: released untried
                 result = await self._attempt(channel, notification)
-                if not result.ok and not result.permanent:
+                if not result.ok and not result.permanent and not result.deferred:
                     state.tripped.setdefault(name, result.error or "failed")
                 await self._settle(notification, result, state)
 
@@ -317,12 +317,22 @@ class Deliverer:
         now = self._clock()
         plural = "s" if len(n.items) != 1 else ""
         what = f"{n.kind.value} {n.id} ({len(n.items)} item{plural}) via {n.channel!r}"
-        parts = max(n.parts_sent, result.parts_sent)
+        parts = result.parts_sent  # absolute: channels skip n.parts_sent themselves
         try:
             if result.ok:
                 state.sent += 1
                 await asyncio.to_thread(self.store.mark_sent, n.id, now, parts)
                 log.info("sent %s", what)
+            elif result.deferred:
+                # Paced, not failed: the rest of its parts go when the
+                # platform's limit allows; the attempt does not count.
+                when = now + timedelta(seconds=max(result.retry_after or 1.0, 1.0))
+                error = result.error or "paced"
+                state.deferred += 1
+                await asyncio.to_thread(
+                    self.store.defer_notification, n.id, error, when, result.parts_sent
+                )
+                log.debug("%s paced: %s", what, error)
             elif result.permanent or n.attempt >= MAX_ATTEMPTS:
                 error = result.error or "failed"
                 if not result.permanent:

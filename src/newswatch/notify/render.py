@@ -12,7 +12,7 @@ instead of a rejected message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any
@@ -32,12 +32,15 @@ from newswatch.notify.text import (
 )
 
 __all__ = [
+    "Blocks",
     "RenderContext",
     "default_templates",
     "headline",
     "notification_context",
     "pack",
+    "pack_blocks",
     "render_message",
+    "render_parts",
 ]
 
 # Highlight marks around matched terms, per template folder. HTML marks wrap
@@ -119,7 +122,7 @@ def _item_context(item: Item, platform: str, rc: RenderContext, number: int) -> 
             "source": esc(one_line(o.source) or "?"),
             "title": esc(truncate(one_line(o.title), HEADLINE_MAX)),
             "link": esc(one_line(o.link)),
-            "href": esc(h) if (h := _href(o.link)) else None,
+            "href": t.escape_href(platform, h) if (h := _href(o.link)) else None,
         }
         for o in item.also[:ALSO_MAX]
     ]
@@ -127,7 +130,7 @@ def _item_context(item: Item, platform: str, rc: RenderContext, number: int) -> 
         "number": number,
         "title": esc(headline(item)),
         "link": esc(one_line(article.link)),
-        "href": esc(h) if (h := _href(article.link)) else None,
+        "href": t.escape_href(platform, h) if (h := _href(article.link)) else None,
         "source": esc(one_line(article.source)),
         "author": esc(one_line(article.author)),
         "published": esc(when(article.published, rc.tz)),
@@ -234,6 +237,56 @@ def pack(
     return parts
 
 
+class Blocks:
+    """A notification rendered for one platform as the pieces a channel packs:
+    one block per item (``items``), and the header, footer or any other
+    per-part template (``part_text``) for a given part number.
+
+    ``context`` is the template context (every string escaped for the
+    platform); ``context["items"][i]`` is item i's, for channels that put
+    some values in structured fields (an embed's title, a link button).
+    """
+
+    def __init__(self, notification: Notification, platform: str, rc: RenderContext) -> None:
+        self.notification = notification
+        self.platform = platform
+        self.rc = rc
+        self.templates = rc.templates
+        self.context = notification_context(notification, platform, rc)
+        self.items = [self.item_text("item", i) for i in range(len(notification.items))]
+
+    @property
+    def kind(self) -> NotificationKind:
+        return self.notification.kind
+
+    def item_text(self, template: str, index: int) -> str:
+        """Item ``index`` rendered by ``<platform>/[<kind>.]<template>.j2``."""
+        item = self.context["items"][index]
+        return self.templates.render(
+            self.platform, self.kind, template, {**self.context, "item": item}
+        )
+
+    def part_text(self, template: str, part: int = 1, parts: int = 1) -> str:
+        """``<platform>/[<kind>.]<template>.j2`` for part ``part`` of ``parts``."""
+        ctx = {**self.context, "part": part, "parts": parts}
+        return self.templates.render(self.platform, self.kind, template, ctx)
+
+    def short(self, index: int, room: int, cost: Callable[[str], int] = len) -> str:
+        """Item ``index`` in its ``short`` form (number, title, link), or
+        only its number when even that does not fit ``room``."""
+        block = self.item_text("short", index)
+        if cost(block) <= room:
+            return block
+        # Even title + link is too long (a link of thousands of characters).
+        number = self.context["items"][index]["number"]
+        return str(self.templates.escape(self.platform, f"{number}. (too long to show)"))
+
+
+# Part numbers are not known until the parts are packed; the overhead of a
+# part's header and footer is measured with numbers at least this wide.
+_PROBE_PARTS = 99
+
+
 def render_parts(
     notification: Notification,
     platform: str,
@@ -247,49 +300,49 @@ def render_parts(
     """Header + item blocks + footer of ``platform``'s templates, split into
     parts of at most ``limit`` (as measured by ``cost``). An item whose block
     alone does not fit is rendered by the ``short`` template (title and link,
-    cut to fit). Part headers know their number (``part``/``parts``)."""
-    t = rc.templates
-    ctx = notification_context(notification, platform, rc)
-    kind = notification.kind
-    blocks = [t.render(platform, kind, "item", {**ctx, "item": item}) for item in ctx["items"]]
-    probe = {**ctx, "part": 99, "parts": 99}
-    overhead = cost(t.render(platform, kind, "header", probe))
-    overhead += cost(t.render(platform, kind, "footer", probe)) + 2 * cost(join)
+    cut to fit). Part headers know their number (``part``/``parts``).
+
+    ``cost`` must not grow when two texts are joined (``cost(a + b) <=
+    cost(a) + cost(b)``): the parts are packed by the sum of their pieces.
+    """
+    b = Blocks(notification, platform, rc)
+    return [
+        join.join(p.strip("\n") for p in pieces if p.strip())
+        for pieces in pack_blocks(b, limit=limit, cost=cost, max_per_part=max_per_part, join=join)
+    ]
+
+
+def pack_blocks(
+    b: Blocks,
+    *,
+    limit: int,
+    cost: Callable[[str], int] = len,
+    max_per_part: int = 0,
+    join: str = "\n",
+) -> list[list[str]]:
+    """The pieces of each part, ``[header, item, ..., footer]``, packed as
+    ``render_parts`` does; for channels that join them their own way."""
+    probe_header = b.part_text("header", _PROBE_PARTS, _PROBE_PARTS)
+    probe_footer = b.part_text("footer", _PROBE_PARTS, _PROBE_PARTS)
+    overhead = cost(probe_header) + cost(probe_footer) + 2 * cost(join)
     room = max(1, limit - overhead)
+    blocks = list(b.items)
     for i, block in enumerate(blocks):
         if cost(block) + cost(join) > room:
-            blocks[i] = _short_block(t, platform, kind, ctx, ctx["items"][i], room, cost)
+            blocks[i] = b.short(i, room - cost(join), cost)
     ranges = pack(
-        [cost(b) + cost(join) for b in blocks],
+        [cost(block) + cost(join) for block in blocks],
         limit=limit,
         overhead=overhead,
         max_per_part=max_per_part,
     )
-    out = []
+    parts = []
     for number, span in enumerate(ranges, start=1):
-        part_ctx = {**ctx, "part": number, "parts": len(ranges)}
-        pieces = [t.render(platform, kind, "header", part_ctx)]
+        pieces = [b.part_text("header", number, len(ranges))]
         pieces.extend(blocks[i] for i in span)
-        pieces.append(t.render(platform, kind, "footer", part_ctx))
-        out.append(join.join(p.strip("\n") for p in pieces if p.strip()))
-    return out
-
-
-def _short_block(
-    t: Templates,
-    platform: str,
-    kind: NotificationKind,
-    ctx: Mapping[str, Any],
-    item: Mapping[str, Any],
-    room: int,
-    cost: Callable[[str], int],
-) -> str:
-    block = t.render(platform, kind, "short", {**ctx, "item": item})
-    if cost(block) <= room:
-        return block
-    # Even title + link is too long (a link of thousands of characters):
-    # the number and the source are all that fit.
-    return str(t.escape(platform, f"{item['number']}. (too long to show)"))
+        pieces.append(b.part_text("footer", number, len(ranges)))
+        parts.append(pieces)
+    return parts
 
 
 # --------------------------------------------------------------------------- checking

@@ -36,11 +36,13 @@ from markupsafe import Markup
 from newswatch.model import NotificationKind
 
 __all__ = [
+    "HREF_ESCAPES",
     "MARKUPS",
     "Markup",
     "TemplateError",
     "Templates",
     "escape_for",
+    "escape_href",
 ]
 
 
@@ -71,12 +73,36 @@ def _markdown(value: str) -> str:
     return _AT_MENTION.sub(lambda m: f"@{_ZWSP}{m.group(1)}", _MARKDOWN_SPECIAL.sub(r"\\\1", value))
 
 
+# Telegram turns "@name" (4+ characters) outside code and links into a
+# mention entity that notifies that user; a zero-width space after an "@"
+# that could start one keeps a headline's "@everyone" or "@someone" text.
+_TG_AT = re.compile(r"(?<!\w)@")
+
+
+def _telegram(value: str) -> str:
+    # Telegram's HTML: <, > and & must be entities (&lt; &gt; &amp; &quot;
+    # and numeric ones are all it decodes); quotes too, inside href="...".
+    return _TG_AT.sub("@" + _ZWSP, html.escape(value, quote=True))
+
+
 # Platform markup -> its escape function.
 MARKUPS: dict[str, Callable[[str], str]] = {
     "text": _text,
     "html": _html,
     "slack": _slack,
     "markdown": _markdown,
+    "telegram": _telegram,
+}
+
+# Link targets are escaped for where they stand: an HTML attribute, Slack's
+# <url|text>, Markdown's [text](url). The renderer percent-encodes the
+# characters that would end a link first (render._href), so a Markdown
+# target needs nothing more (a backslash would become part of the URL), and
+# a Telegram href must not get the zero-width space of mention-breaking.
+HREF_ESCAPES: dict[str, Callable[[str], str]] = {
+    **MARKUPS,
+    "markdown": _text,
+    "telegram": _html,
 }
 
 
@@ -85,6 +111,11 @@ def escape_for(markup: str, value: object) -> Markup:
     if isinstance(value, Markup):
         return value
     return Markup(MARKUPS[markup]("" if value is None else str(value)))
+
+
+def escape_href(markup: str, href: str) -> Markup:
+    """A link target (already percent-encoded by the renderer) for ``markup``."""
+    return Markup(HREF_ESCAPES[markup](href))
 
 
 class TemplateError(Exception):
@@ -106,7 +137,7 @@ PLATFORMS: dict[str, _Platform] = {
     "email": _Platform("html"),
     "slack": _Platform("slack"),
     "discord": _Platform("markdown"),
-    "telegram": _Platform("html"),
+    "telegram": _Platform("telegram"),
     "teams": _Platform("markdown"),
     "matrix": _Platform("html"),
     "ntfy": _Platform("text"),
@@ -148,6 +179,9 @@ class Templates:
 
     def escape(self, platform: str, value: object) -> Markup:
         return escape_for(PLATFORMS[platform].markup, value)
+
+    def escape_href(self, platform: str, href: str) -> Markup:
+        return escape_href(PLATFORMS[platform].markup, href)
 
     def has(self, platform: str, part: str) -> bool:
         return any(self._exists(name) for name in _names(platform, None, part))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from urllib.parse import urlsplit
 
@@ -55,6 +55,30 @@ def truncate(text: str, n: int) -> str:
         cut = cut[:-1]
     cut = cut.rstrip().rstrip(_PUNCT_BEFORE_ELLIPSIS).rstrip()
     return (cut or text[:budget]) + ELLIPSIS
+
+
+def fit(
+    text: str,
+    limit: int,
+    escape: Callable[[str], str] = str,
+    cost: Callable[[str], int] = len,
+) -> str:
+    """``text`` escaped, cut at a word with an ellipsis so that its escaped
+    form costs at most ``limit``: for fields with their own limit (a
+    header block, an embed title), where escaping can double the length."""
+    whole = escape(text)
+    if cost(whole) <= limit:
+        return whole
+    # The longest cut whose escaped form fits (escaping only grows a text,
+    # so the cost is monotone in the cut's length).
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cost(escape(truncate(text, mid))) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return escape(truncate(text, lo))
 
 
 def one_line(text: str) -> str:

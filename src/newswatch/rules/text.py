@@ -170,29 +170,50 @@ _ASCII_BYTES: Final = bytes(range(128))
 _LOWER_ASCII: Final = bytes(b + 32 if 65 <= b <= 90 else b for b in range(256))
 
 
-class _Folder:
-    """Per-character folding, cached as a ``str.translate`` table."""
+class _Learned:
+    """What a folder has learned so far. Never cleared in place: a reset
+    swaps in a new one, so a thread still holding the old one keeps every
+    mapping it learned (ingest threads share the folders)."""
 
-    __slots__ = ("casefold", "odd", "seen", "table")
+    __slots__ = ("odd", "seen", "table")
 
-    def __init__(self, casefold: bool) -> None:
-        self.casefold = casefold
+    def __init__(self) -> None:
         self.table: dict[int, str] = {}
         self.seen: set[str] = set()
         self.odd: set[str] = set()  # characters whose folded length is not 1
 
-    def learn(self, chars: set[str]) -> None:
-        if len(self.seen) > _FOLD_CACHE_MAX:  # a feed sending all of Unicode
-            self.table.clear()
-            self.seen.clear()
-            self.odd.clear()
-        for ch in chars - self.seen:
+
+class _Folder:
+    """Per-character folding, cached as a ``str.translate`` table.
+
+    Safe to share between threads without a lock: ``learn`` returns the
+    state that holds the requested characters, and callers read only that
+    state. Two threads learning the same character write the same value;
+    a character is added to ``seen`` only after its mapping, so a thread
+    that finds it seen also finds its mapping.
+    """
+
+    __slots__ = ("_state", "casefold")
+
+    def __init__(self, casefold: bool) -> None:
+        self.casefold = casefold
+        self._state = _Learned()
+
+    def reset(self) -> None:
+        self._state = _Learned()
+
+    def learn(self, chars: set[str]) -> _Learned:
+        state = self._state
+        if len(state.seen) > _FOLD_CACHE_MAX:  # a feed sending all of Unicode
+            state = self._state = _Learned()
+        for ch in chars - state.seen:
             folded = _fold_char(ch, self.casefold)
             if folded != ch:
-                self.table[ord(ch)] = folded
+                state.table[ord(ch)] = folded
             if len(folded) != 1:
-                self.odd.add(ch)
-            self.seen.add(ch)
+                state.odd.add(ch)
+            state.seen.add(ch)
+        return state
 
     def fold(self, text: str) -> tuple[str, list[int] | None]:
         if text.isascii():
@@ -204,10 +225,10 @@ class _Folder:
                 return replaced, None
             return self._fold_sparse(text)
         chars = set(text)
-        self.learn(chars)
-        if self.odd.isdisjoint(chars):
-            return text.translate(self.table), None
-        table = self.table
+        state = self.learn(chars)
+        if state.odd.isdisjoint(chars):
+            return text.translate(state.table), None
+        table = state.table
         parts: list[str] = []
         offmap: list[int] = []
         for i, ch in enumerate(text):
@@ -222,8 +243,7 @@ class _Folder:
         replace each distinct other character everywhere at once, all in C.
         None when some character folds otherwise (``_fold_sparse`` then)."""
         chars = set(raw.translate(None, _ASCII_BYTES).decode())
-        self.learn(chars)
-        table = self.table
+        table = self.learn(chars).table
         replacements: list[tuple[str, str]] = []
         for ch in chars:
             folded = table.get(ord(ch))
@@ -240,8 +260,7 @@ class _Folder:
     def _fold_sparse(self, text: str) -> tuple[str, list[int] | None]:
         """Mostly ASCII: fold the ASCII stretches with str.lower, the rest one by one."""
         spots = [m.start() for m in NON_ASCII.finditer(text)]
-        self.learn({text[i] for i in spots})
-        table, lower = self.table, self.casefold
+        table, lower = self.learn({text[i] for i in spots}).table, self.casefold
         parts: list[str] = []
         aligned = True
         last = 0
@@ -302,7 +321,11 @@ _CHUNKS: Final[dict[bool, dict[str, str]]] = {True: {}, False: {}}
 
 
 def _fold_chunks(spaced: str, casefold: bool) -> str:
-    """Replace each space-delimited chunk holding non-ASCII text by its tokens."""
+    """Replace each space-delimited chunk holding non-ASCII text by its tokens.
+
+    The cache is shared by threads: another thread's ``clear`` only costs a
+    miss here (single dict operations are atomic), never a wrong answer.
+    """
     cache = _CHUNKS[casefold]
     out: list[str] = []
     last = 0

@@ -356,6 +356,27 @@ class OutboxMixin(Transactional):
                 .values(last_error=error)
             )
 
+    def defer_notification(
+        self, notification_id: int, note: str, until: datetime, parts_sent: int
+    ) -> None:
+        """Hand a notification back part-way (its pacing ran past a send):
+        due again at ``until``, resuming after ``parts_sent``, the attempt
+        not counted."""
+        n = notifications.c
+        with self._tx(write=True) as conn:
+            conn.execute(
+                update(notifications)
+                .where(n.id == notification_id, n.status == NotificationStatus.SENDING.value)
+                .values(
+                    status=NotificationStatus.PENDING.value,
+                    next_attempt_at=until,
+                    attempts=case((n.attempts > 0, n.attempts - 1), else_=0),
+                    lease_until=None,
+                    parts_sent=parts_sent,
+                    last_error=note,
+                )
+            )
+
     def mark_dead(self, notification_id: int, error: str, now: datetime) -> None:
         with self._tx(write=True) as conn:
             done = conn.execute(

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -22,6 +23,7 @@ from typing import Any, Protocol, TextIO
 import httpx
 
 from newswatch.model import DeliveryResult, Notification
+from newswatch.notify.channels.pacer import NoPacing, describe_pacing
 from newswatch.notify.redact import clean_error, scrub
 from newswatch.notify.render import RenderContext
 from newswatch.notify.retry import parse_retry_after
@@ -32,6 +34,11 @@ log = logging.getLogger("newswatch.notify")
 RETRY_STATUSES = frozenset({408, 425, 429})
 # How much of a refusing server's answer to keep in the error (it often says why).
 BODY_EXCERPT = 300
+# A paced send of many parts stops waiting for its turn past this many
+# seconds and reports the parts it sent (a retry resumes after them), well
+# inside the deliverer's two-minute send timeout, which would cut it off
+# with none recorded.
+SEND_BUDGET = 90.0
 
 
 def utcnow() -> datetime:
@@ -73,14 +80,12 @@ class Channel(Protocol):
 
 
 class Pacer(Protocol):
-    """Waits until the next request to a service may go (a token bucket)."""
+    """Waits until the next request to a service may go (a token bucket,
+    ``channels.pacer``). With ``within``: waits only if the turn comes within
+    that many seconds; otherwise reserves nothing and returns how far away
+    the turn is (None means: go now)."""
 
-    async def wait(self) -> None: ...
-
-
-class NoPacing:
-    async def wait(self) -> None:
-        return None
+    async def wait(self, within: float = math.inf) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,7 @@ class HttpChannel:
         clock: Callable[[], datetime] = utcnow,
         timeout: float = 15.0,
         pacer: Pacer | None = None,
+        budget: float = SEND_BUDGET,
     ) -> None:
         self.name = name
         self._http = http
@@ -151,6 +157,7 @@ class HttpChannel:
         self._clock = clock
         self._timeout = timeout
         self._pacer: Pacer = pacer or NoPacing()
+        self._budget = budget
 
     # -- what subclasses provide
 
@@ -172,20 +179,31 @@ class HttpChannel:
         return DeliveryResult.failed(error, answer=self.answer(response))
 
     def describe(self) -> str:
-        return f"{self.kind} {self._target}"
+        return f"{self.kind} {self._target}{describe_pacing(self._pacer)}"
 
     # -- the transport
 
     async def send(self, notification: Notification) -> DeliveryResult:
+        """Send the parts not yet accepted, one by one, each after its turn
+        from the pacer; stop at the first part that fails."""
         try:
             requests = self.requests(notification)
         except Exception as exc:  # a template or rendering bug: a person must look
             return DeliveryResult.failed(
                 self.error(f"could not render: {type(exc).__name__}: {exc}")
             )
+        started = self._clock()
         answers: list[str] = []
         for number in range(notification.parts_sent, len(requests)):
-            await self._pacer.wait()
+            spent = (self._clock() - started).total_seconds()
+            later = await self._pacer.wait(within=max(0.0, self._budget - spent))
+            if later is not None:
+                error = self.error(
+                    f"paced: {number} of {len(requests)} parts sent; "
+                    f"the next may go in {later:.1f}s"
+                )
+                paced = DeliveryResult.retry(error, retry_after=later)
+                return dataclasses.replace(paced, parts_sent=number, deferred=True)
             result = await self._send_one(requests[number])
             if result.answer:
                 answers.append(result.answer)

@@ -24,6 +24,7 @@ import json
 from newswatch.config import WebhookChannelConfig
 from newswatch.model import Notification
 from newswatch.notify.channels.base import ChannelContext, HttpChannel, HttpRequest
+from newswatch.notify.channels.pacer import describe_pacing, pacer_for
 from newswatch.notify.payload import notification_payload
 from newswatch.notify.redact import mask_url, url_secrets
 
@@ -46,10 +47,18 @@ class WebhookChannel(HttpChannel):
             name,
             http=ctx.http,
             target=mask_url(url),
-            secrets=[*url_secrets(url), *headers.values(), *([secret] if secret else [])],
+            # A header's credential alone too ("Bearer <token>": the token),
+            # since an error page may echo it without its scheme.
+            secrets=[
+                *url_secrets(url),
+                *headers.values(),
+                *(v.split()[-1] for v in headers.values() if v.split()),
+                *([secret] if secret else []),
+            ],
             render=ctx.rendering,
             clock=ctx.clock,
             timeout=cfg.timeout.total_seconds(),
+            pacer=pacer_for(self.kind, cfg.pacing, clock=ctx.clock, sleep=ctx.sleep),
         )
         self._url = url
         self._headers = headers
@@ -76,4 +85,4 @@ class WebhookChannel(HttpChannel):
 
     def describe(self) -> str:
         signed = ", signed" if self._secret else ""
-        return f"webhook {self._target}{signed}"
+        return f"webhook {self._target}{signed}{describe_pacing(self._pacer)}"
