@@ -427,3 +427,30 @@ def test_unnamed_feed_takes_its_title() -> None:
     assert intent.update.title == "Wire feed"
     known_title = state(title="Wire feed")
     assert decide(known_title, fetched(), document([entry(1)], {}), feed=feed).update.title is KEEP
+
+
+def test_only_routed_matches_keep_an_explanation() -> None:
+    from newswatch.model import Explanation
+
+    class HalfRouted(FakeRules):
+        def match(self, article: Article) -> list[Match]:
+            found = Explanation(snippet="…Russia…")
+            return [Match("routed", article, found), Match("unrouted", article, found)]
+
+        def routes(self, match: Match, now: datetime) -> tuple[Route, ...]:
+            return (Route(match.rule, "desk"),) if match.rule == "routed" else ()
+
+    intent = decide_poll(
+        FEED,
+        state(),
+        fetched(),
+        document([entry(1)], {}),
+        {},
+        HalfRouted(),
+        NOW,
+        random.Random(1),
+        SETTINGS,
+    )
+    [item] = intent.items
+    by_rule = {m.rule: m.explanation.snippet for m in item.matches}
+    assert by_rule == {"routed": "…Russia…", "unrouted": ""}

@@ -181,3 +181,20 @@ async def test_retry_after_is_honoured(tmp_path: Path, server: FeedServer) -> No
         state = app.store.feed_state(feed_key_for(server.url("/f.xml")))
     assert state is not None and state.next_poll_at is not None
     assert state.next_poll_at - clock.now >= timedelta(hours=1, minutes=48)  # 2 h less jitter
+
+
+@pytest.mark.parametrize(
+    "platform", ["text", "slack", "discord", "telegram", "teams", "matrix", "ntfy"]
+)
+def test_operator_notice_renders_its_text_on_every_platform(platform: str) -> None:
+    from newswatch.model import Notification
+    from newswatch.notify.render import RenderContext, render_message, render_parts
+
+    text = "feed Wire has been failing for 25 h (30 polls in a row): HTTP 500"
+    notice = Notification(1, "nwf-1", "ops", NotificationKind.OPERATOR, (), NOW_ISH, reason=text)
+    rc = RenderContext()
+    [part] = render_parts(notice, platform, rc, limit=4000)
+    assert "failing for 25 h" in part
+    message = render_message(notice, rc)
+    assert message.subject == f"newswatch: {text}" and text in message.text
+    assert message.html is not None and "failing for 25 h" in message.html
