@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import textwrap
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -117,6 +117,10 @@ async def test_per_host_limit_counts_before_a_feed_is_claimed(
         await wait_until(lambda: all(other_host.hits(p) == 1 for p in b_paths))
         await asyncio.sleep(0.2)
         assert sum(server.hits(p) for p in a_paths) == 2
+        # Host A's other feeds were not claimed: they hold no slot or lease.
+        a_keys = {feed_key_for(server.url(p)) for p in a_paths}
+        leased = [s for s in app.store.feed_states() if s.feed_key in a_keys and s.lease_until]
+        assert len(leased) == 2
         while not run.done():  # answer host A two at a time
             server.release()
             await asyncio.sleep(0.05)
@@ -208,3 +212,39 @@ async def test_unchanged_feeds_are_recorded_in_batches(
     assert {o.status for o in outcomes} == {"not_modified"}
     assert sum(calls) == 12 and len(calls) <= 2
     assert all(s.lease_until is None and s.consecutive_errors == 0 for s in states)
+
+
+async def test_gone_feed_is_never_claimed_again(tmp_path: Path, server: FeedServer) -> None:
+    server.route("/gone.xml", status=410)
+    loaded = write_config(tmp_path, f'feeds:\n  - {{url: "{server.url("/gone.xml")}"}}\n')
+    later = [datetime.now(UTC)]
+    async with App.open(loaded, clock=lambda: later[0]) as app:
+        pool = PollPool(app.poller, slots=2, per_host=2, tick=0.05)
+        [outcome] = await pool.run_due()
+        assert outcome.status == "gone"
+        later[0] += timedelta(days=800)  # past any next_poll_at
+        assert await pool.run_due() == []
+        [state] = app.store.feed_states()
+    assert server.hits("/gone.xml") == 1 and state.status == "gone"
+
+
+async def test_one_claim_never_takes_more_of_a_host_than_it_may_open(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    """Four free slots, one host allowed one connection: the claim that
+    returns its four due feeds keeps one and gives three back at once."""
+    paths = [f"/h{n}.xml" for n in range(4)]
+    for n, path in enumerate(paths):
+        server.route(path, Reply(body=body(n), hold=True))
+    loaded = write_config(tmp_path, f"feeds:\n{feed_lines([server.url(p) for p in paths])}\n")
+    async with App.open(loaded) as app:
+        pool = PollPool(app.poller, slots=4, per_host=1, tick=0.05)
+        run = asyncio.create_task(pool.run_due())
+        await wait_until(lambda: sum(server.hits(p) for p in paths) == 1)
+        await asyncio.sleep(0.2)
+        leased = [s for s in app.store.feed_states() if s.lease_until is not None]
+        assert len(leased) == 1 and sum(server.hits(p) for p in paths) == 1
+        while not run.done():
+            server.release()
+            await asyncio.sleep(0.05)
+        assert len(run.result()) == 4
