@@ -241,6 +241,7 @@ class Poller:
         del body  # the document is parsed: its bytes are not kept
         started = time.monotonic()
         doc, known = await asyncio.to_thread(self._prepare, feed, state, fetch, parsed, digest)
+        del parsed  # only the new and changed entries go on, normalized
         if feed.full_text:
             doc = await self._with_full_text(feed, doc)
         intent = await asyncio.to_thread(
@@ -406,8 +407,14 @@ class Poller:
         """Write the batched state updates (one transaction)."""
         async with self._flushing:
             updates, self._updates, self._oldest_update = self._updates, [], None
-            if updates:
+            if not updates:
+                return
+            try:
                 await asyncio.to_thread(self.store.record_polls, updates)
+            except Exception:
+                # The polls are not recorded: their leases run out and the
+                # feeds are polled again. Nothing else depends on them.
+                log.exception("recording %d polls failed; they will be repeated", len(updates))
 
     def pending_keys(self) -> set[str]:
         """Feeds whose update waits in the batch (their lease is still held)."""

@@ -227,15 +227,23 @@ class PollPool:
                         await poller.flush()
                     await asyncio.wait({stopper}, timeout=self.tick)
                     continue
-                waiting: set[asyncio.Future[Any]] = {*running, stopper}
+                waiting: set[asyncio.Future[Any]] = set(running)
+                if not stopper.done():  # once stopping, wait on the feeds only
+                    waiting.add(stopper)
                 done, _ = await asyncio.wait(
                     waiting, timeout=self.tick, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in running.keys() & done:
-                    _, host = running.pop(task)
+                    key, host = running.pop(task)
                     if host:
                         busy[host] -= 1
-                    outcome = task.result()
+                    try:
+                        outcome = task.result()
+                    except Exception:
+                        # Not even its failure could be recorded (the store
+                        # refused): its lease runs out and it is polled again.
+                        log.exception("feed %s: polling it failed", key)
+                        continue
                     if keep:
                         outcomes.append(outcome)
                     if cycle is not None:
