@@ -44,15 +44,19 @@ class Feeds:
         self.open: dict[str, int] = {}
         self.peak: dict[str, int] = {}
         self.total = 0
+        self.frozen = False  # no more new items: every feed unchanged
 
     def body(self, name: str) -> tuple[int, bytes, str | None]:
         """(status, body, etag) of the next answer for ``name``."""
         path = self.folder / name
         if not path.is_file():
             return 404, b"not here", None
-        n = self.requests.get(name, 0)
-        self.requests[name] = n + 1
         kind = kind_of(name)
+        n = self.requests.get(name, 0)
+        if not (self.frozen and kind == "new" and n):
+            self.requests[name] = n + 1
+        else:
+            n -= 1  # the version served last time: a 304
         data = path.read_bytes()
         if kind == "error":
             return 500, b"oops", None
@@ -90,10 +94,14 @@ async def handle(feeds: Feeds, reader: asyncio.StreamReader, writer: asyncio.Str
                     json.dumps({"peak": feeds.peak, "total": feeds.total}).encode(),
                     None,
                 )
+            elif name == "_freeze":
+                feeds.frozen = True
+                status, body, etag = 200, b"{}", None
             elif name == "_reset":
                 feeds.peak = dict(feeds.open)
                 feeds.total = 0
                 feeds.requests.clear()
+                feeds.frozen = False
                 status, body, etag = 200, b"{}", None
             else:
                 feeds.total += 1

@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from newswatch.config import Config, FeedConfig
 from newswatch.feeds.discover import discover_feeds
@@ -48,6 +48,7 @@ from newswatch.poll.stats import PollStats, error_kind
 from newswatch.store.base import FeedState, FeedUpdate, IngestResult, KnownEntry, Store
 
 log = logging.getLogger("newswatch.poll")
+T = TypeVar("T")
 
 # Unchanged feeds' state updates (304s, same body, failures) are written
 # together, one transaction per this many, or after FLUSH_AFTER: at 10,000
@@ -169,6 +170,15 @@ class Poller:
         self._updates: list[FeedUpdate] = []
         self._oldest_update: float | None = None
         self._flushing = asyncio.Lock()
+        # One store write at a time from this process: SQLite has one write
+        # lock, and thirty threads queueing on it (while parse threads hold
+        # the GIL) ran past its busy timeout ("database is locked").
+        self._writing = asyncio.Lock()
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store write in a worker thread, one at a time."""
+        async with self._writing:
+            return await asyncio.to_thread(fn, *args)
 
     def reconfigure(self, config: Config, rules: Rules) -> None:
         """Swap in a new configuration (sync: run it in a thread)."""
@@ -370,7 +380,7 @@ class Poller:
         """Carry out an intent: store, log, notify. Nothing is decided here."""
         result = None
         if intent.ingests:
-            result = await asyncio.to_thread(
+            result = await self.write(
                 self.store.ingest, intent.update, intent.items, intent.seen_again
             )
         else:
@@ -380,7 +390,7 @@ class Poller:
             if len(self._updates) >= BATCH_UPDATES:
                 await self.flush()
         for notice in intent.notices:
-            await asyncio.to_thread(
+            await self.write(
                 self.store.queue_notice, notice.channel, notice.key, notice.text, self.clock()
             )
         for level, message in intent.logs:
@@ -410,7 +420,7 @@ class Poller:
             if not updates:
                 return
             try:
-                await asyncio.to_thread(self.store.record_polls, updates)
+                await self.write(self.store.record_polls, updates)
             except Exception:
                 # The polls are not recorded: their leases run out and the
                 # feeds are polled again. Nothing else depends on them.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter, deque
@@ -114,8 +115,11 @@ class ClaimSource:
                 break
             now = poller.clock()
             full = sorted(h for h, n in planned.items() if h and n >= per_host)
-            states = await asyncio.to_thread(
-                store.claim_due_feeds, now, now + self.lease, want, skip_hosts=full
+            states = await poller.write(
+                functools.partial(store.claim_due_feeds, skip_hosts=full),
+                now,
+                now + self.lease,
+                want,
             )
             if not states:
                 break
@@ -133,7 +137,7 @@ class ClaimSource:
             if accepted == 0 or len(states) < want:
                 break
         if extra:
-            await asyncio.to_thread(store.release_feeds, extra)
+            await poller.write(store.release_feeds, extra)
         return taken
 
 
@@ -256,7 +260,7 @@ class PollPool:
                     last_renew = time.monotonic()
                     keys = [k for k, _ in running.values()] + sorted(poller.pending_keys())
                     until = poller.clock() + self.lease
-                    await asyncio.to_thread(poller.store.renew_feeds, keys, until)
+                    await poller.write(poller.store.renew_feeds, keys, until)
         finally:
             stopper.cancel()
             unfinished = [key for key, _ in running.values()]
