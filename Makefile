@@ -4,20 +4,26 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/newswatch.yaml
 
-.PHONY: run test lint typecheck pytest bench clean venv
+.PHONY: run test lint typecheck pytest bench clean venv venv-run
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Reinstall when the project metadata changes.
-$(VENV)/.installed: pyproject.toml $(BIN)/activate
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Reinstall when the project metadata changes. `make run` needs only the
+# runtime dependencies; `make test` (and lint, bench) adds the dev extras.
+$(VENV)/.installed-run: pyproject.toml $(BIN)/activate
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
+$(VENV)/.installed: pyproject.toml $(BIN)/activate
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed-run
+
+venv-run: $(VENV)/.installed-run
 venv: $(VENV)/.installed
 
-run: venv
+run: venv-run
 	$(BIN)/newswatch run --config $(CONFIG)
 
 lint: venv

@@ -146,3 +146,17 @@ async def test_burst_of_500_alerts_never_trips_the_limit(
 ) -> None:
     elapsed = await check_burst(telegram, http)
     assert elapsed >= 499 * 60 / 18 - 1  # 18 a minute: a group's 20, with slack
+
+
+def test_a_long_group_lists_a_story_a_line_in_far_fewer_messages() -> None:
+    from newswatch.notify.channels.telegram import cost, texts
+    from newswatch.notify.render import RenderContext
+    from notify_samples import many
+
+    group = many(300, kind=NotificationKind.GROUP)
+    listed = texts(group, RenderContext())
+    assert len(listed) <= 8  # ~40 stories to a message instead of ~20
+    assert all(cost(t) <= 4096 for t in listed)
+    joined = "\n".join(listed)
+    for i in range(1, 301):
+        assert joined.count(f">Story {i}: ") == 1

@@ -83,7 +83,7 @@ async def test_long_paced_send_hands_back_the_parts_it_sent(
     budget with parts_sent and retry_after; resumed, it completes, and the
     receiver's pace was never exceeded."""
     channel = telegram.build(http)
-    digest = stories_digest(1, 800, id=5)
+    digest = stories_digest(1, 1600, id=5)  # listed a line each: ~40 parts
     parts = len(channel.requests(digest))  # type: ignore[attr-defined]
     assert parts > 30
     first = await channel.send(digest)

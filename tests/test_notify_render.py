@@ -411,3 +411,20 @@ def test_an_item_too_big_for_a_part_is_shown_short() -> None:
     [part] = render_parts(huge, "text", RenderContext(), limit=400)
     assert len(part) <= 400
     assert "https://www.koreaherald.com/view.php?ud=20240619000123" in part
+
+
+def test_a_bad_user_template_is_a_config_error_with_file_and_line(tmp_path: Path) -> None:
+    from newswatch.config import ConfigError, load_config
+
+    (tmp_path / "tpl" / "slack").mkdir(parents=True)
+    (tmp_path / "tpl" / "slack" / "item.j2").write_text("{{ item.title }}\n{{ item.nope }}\n")
+    (tmp_path / "newswatch.yaml").write_text(
+        "templates: tpl\n"
+        "channels: {c: {type: console}}\n"
+        "rules: [{name: r, query: x, notify: [c]}]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "newswatch.yaml", env={})
+    [problem] = caught.value.problems
+    assert f"{tmp_path / 'tpl' / 'slack' / 'item.j2'}:2:" in problem
+    assert "has no attribute 'nope'" in problem

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -38,16 +36,10 @@ def _version() -> str:
         return "dev"
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-        stream=sys.stderr,
-    )
-    # Third-party chatter (per-request lines, job runs) is noise at INFO.
-    for noisy in ("httpx", "httpcore", "apscheduler", "aiosmtplib"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    from newswatch.logs import setup_logging
+
+    setup_logging(level, "json" if fmt == "json" else "text")
 
 
 def _load(path: str) -> LoadedConfig:
@@ -86,6 +78,13 @@ log_option = click.option(
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     help="How much to log (to stderr).",
 )
+log_format_option = click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text, or as one JSON object per line.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,7 +100,8 @@ def main() -> None:
 @main.command()
 @config_option
 @log_option
-def run(config_path: str, log_level: str) -> None:
+@log_format_option
+def run(config_path: str, log_level: str, log_format: str) -> None:
     """Run the daemon until Ctrl-C or SIGTERM.
 
     Polls the configured feeds on their schedules, matches new articles,
@@ -110,7 +110,7 @@ def run(config_path: str, log_level: str) -> None:
     """
     from newswatch.daemon import App, Daemon
 
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     loaded = _load(config_path)
 
     async def go() -> None:
@@ -235,6 +235,7 @@ def _print_json(
 @main.command()
 @config_option
 @log_option
+@log_format_option
 @click.option("--once", is_flag=True, help="Poll every feed once, deliver, then exit.")
 @click.option("--dry-run", is_flag=True, help="Print matches; store and send nothing.")
 @click.option(
@@ -244,7 +245,9 @@ def _print_json(
     show_default=True,
     help="Exit 1 when this many feeds failed (cron, CI).",
 )
-def poll(config_path: str, log_level: str, once: bool, dry_run: bool, fail_on: str) -> None:
+def poll(
+    config_path: str, log_level: str, log_format: str, once: bool, dry_run: bool, fail_on: str
+) -> None:
     """Poll every feed once, match, deliver, and exit (`poll --once`).
 
     Exit status 1 when a feed failed (--fail-on any, the default), only
@@ -262,7 +265,7 @@ def poll(config_path: str, log_level: str, once: bool, dry_run: bool, fail_on: s
         raise SystemExit(2)
     from newswatch.daemon import App
 
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     loaded = _load(config_path)
 
     async def go() -> int:
@@ -382,11 +385,13 @@ def _ago(when: datetime | None) -> str:
     return f"{word}{amount}{suffix}"
 
 
-def _table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+def _table(rows: Sequence[Sequence[str]], summary: str | None = None) -> None:
+    """Aligned columns cut to the terminal's width, and a summary line."""
+    from newswatch.clitable import print_table
+
+    print_table(rows, summary)
 
 
-# The delivery commands (outbox, channels, digest) register on `main`.
-from newswatch import cli_delivery, cli_feeds  # noqa: E402, F401
+# The delivery commands (outbox, channels, digest) and the operator commands
+# (mute, mutes, unmute, status) register on `main`.
+from newswatch import cli_delivery, cli_feeds, cli_ops  # noqa: E402, F401

@@ -7,18 +7,35 @@ They read the configuration and the state database; `channels test` and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 import httpx
 
-from newswatch.cli import _ago, _load, _open_state, _table, config_option, main
+from newswatch.cli import _load, _open_state, _table, config_option, main
+from newswatch.clitable import when
 from newswatch.config import LoadedConfig
 from newswatch.model import DeliveryResult, Notification, NotificationKind
 from newswatch.periods import Schedule
 from newswatch.store.base import DigestTarget
+
+
+def sub_config(func: Any) -> Any:
+    """``--config`` on a subcommand too (``channels test NAME -c FILE``): it
+    overrides the group's."""
+    return click.option(
+        "--config",
+        "-c",
+        "sub_config_path",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="Configuration file (as on the group).",
+    )(func)
+
 
 # Titles shown under each notification in `newswatch outbox`.
 TITLES_SHOWN = 3
@@ -39,8 +56,11 @@ def _now() -> datetime:
     help="Only notifications in this state (waiting: items not yet in a notification).",
 )
 @click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")
 @click.pass_context
-def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int) -> None:
+def outbox(
+    ctx: click.Context, config_path: str, status: str | None, limit: int, as_json: bool
+) -> None:
     """List notifications (with their items) and the items still waiting.
 
     An item waits for its group window, a digest, quiet hours, a throttle
@@ -61,6 +81,11 @@ def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int)
             if status == "waiting"
             else store.notifications(NotificationStatus(status) if status else None, limit)
         )
+    if as_json:
+        from newswatch.clitable import print_json
+
+        print_json({"waiting": waiting, "notifications": notes})
+        return
     if status in (None, "waiting"):
         click.echo(f"waiting: {len(waiting)}{'+' if len(waiting) == limit else ''} item(s)")
         table = [("ROW", "RULE", "TARGET", "WAITS FOR", "UNTIL", "TITLE")]
@@ -69,7 +94,7 @@ def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int)
             until = r.hold_until.astimezone(tz).strftime("%m-%d %H:%M") if r.hold_until else ""
             table.append((str(r.id), r.rule, r.target_id, mode, until, r.title[:50]))
         if waiting:
-            _table(table)
+            _table(table, f"times in {loaded.config.timezone}")
     if status == "waiting":
         return
     click.echo(f"notifications: {len(notes)} shown")
@@ -91,12 +116,15 @@ def outbox(ctx: click.Context, config_path: str, status: str | None, limit: int)
 @outbox.command("retry")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "all_", is_flag=True, help="Retry every dead notification.")
+@sub_config
 @click.pass_obj
-def outbox_retry(config_path: str, ids: Sequence[int], all_: bool) -> None:
+def outbox_retry(
+    config_path: str, ids: Sequence[int], all_: bool, sub_config_path: str | None
+) -> None:
     """Send dead notifications again, whole (by notification ID, or --all)."""
     if not ids and not all_:
         raise click.UsageError("give notification IDs (see `newswatch outbox`) or --all")
-    loaded = _load(config_path)
+    loaded = _load(sub_config_path or config_path)
     with _open_state(loaded.config) as store:
         n = store.retry_dead(None if all_ else list(ids), _now())
     click.echo(f"{n} dead notification(s) queued again")
@@ -107,8 +135,9 @@ def outbox_retry(config_path: str, ids: Sequence[int], all_: bool) -> None:
 
 @main.group(invoke_without_command=True)
 @config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")
 @click.pass_context
-def channels(ctx: click.Context, config_path: str) -> None:
+def channels(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """List channels: type, target (secrets masked), pending and dead counts, last error."""
     ctx.obj = config_path
     if ctx.invoked_subcommand is not None:
@@ -117,6 +146,24 @@ def channels(ctx: click.Context, config_path: str) -> None:
     with _open_state(loaded.config) as store:
         counts = store.channel_counts()
     described = asyncio.run(_describe(loaded))
+    if as_json:
+        from newswatch.clitable import print_json
+        from newswatch.store.base import ChannelCounts
+
+        print_json(
+            [
+                {
+                    "name": name,
+                    "type": cfg.type,
+                    "target": described[name],
+                    **dataclasses.asdict(counts.get(name) or ChannelCounts()),
+                }
+                for name, cfg in loaded.config.channels.items()
+            ]
+        )
+        return
+    tz = loaded.config.zone
+    now = _now()
     table = [("CHANNEL", "TYPE", "TARGET", "WAITING", "QUEUED", "DEAD", "LAST SENT", "LAST ERROR")]
     for name, cfg in loaded.config.channels.items():
         c = counts.get(name)
@@ -128,11 +175,17 @@ def channels(ctx: click.Context, config_path: str) -> None:
                 str(c.pending if c else 0),
                 str(c.queued if c else 0),
                 str(c.dead if c else 0),
-                _ago(c.last_sent_at) if c else "never",
-                ((c.last_error or "") if c else "")[:60],
+                when(c.last_sent_at, tz, now) if c else "never",
+                (c.last_error or "") if c else "",
             )
         )
-    _table(table)
+    dead = sum(c.dead for c in counts.values())
+    waiting = sum(c.pending + c.queued for c in counts.values())
+    _table(
+        table,
+        f"{len(loaded.config.channels)} channel(s), {waiting} item(s) waiting, {dead} dead; "
+        f"times in {loaded.config.timezone}",
+    )
 
 
 async def _describe(loaded: LoadedConfig) -> dict[str, str]:
@@ -149,10 +202,11 @@ async def _describe(loaded: LoadedConfig) -> dict[str, str]:
 
 @channels.command("test")
 @click.argument("name")
+@sub_config
 @click.pass_obj
-def channels_test(config_path: str, name: str) -> None:
+def channels_test(config_path: str, name: str, sub_config_path: str | None) -> None:
     """Send a test message through channel NAME and print the service's answer (exit 0 or 1)."""
-    loaded = _load(config_path)
+    loaded = _load(sub_config_path or config_path)
     if name not in loaded.config.channels:
         known = ", ".join(loaded.config.channels) or "none configured"
         raise click.UsageError(f"no channel {name!r} (channels: {known})")

@@ -6,6 +6,7 @@ Secrets are ``SecretStr`` so they never print.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -512,6 +513,78 @@ class RuleConfig(_Frozen):
         return self
 
 
+# --------------------------------------------------------------------------- http
+
+
+class HttpAuth(_Frozen):
+    """Who may read the status page and /metrics: a bearer token, or basic auth."""
+
+    token: SecretStr | None = None  # Authorization: Bearer <token>
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HttpAuth:
+        basic = self.username is not None or self.password is not None
+        if (self.token is not None) == basic:
+            raise ValueError("give either 'token' (bearer) or 'username' and 'password' (basic)")
+        if basic and (not self.username or self.password is None):
+            raise ValueError("basic auth needs both 'username' and 'password'")
+        if self.token is not None and not self.token.get_secret_value():
+            raise ValueError("the token is empty (is its ${VARIABLE} set?)")
+        return self
+
+
+_LISTEN_RE = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
+
+
+class HttpSettings(_Frozen):
+    """The status page, /metrics, /healthz and /readyz (off unless `http:` is set).
+
+    It binds to loopback by default; any other address must set ``auth``,
+    since the page names feeds, rules and channels.
+    """
+
+    listen: str = "127.0.0.1:8787"
+    auth: HttpAuth | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        m = _LISTEN_RE.match(v.strip())
+        if m is None or not 0 <= int(m.group("port")) <= 65535:
+            raise ValueError(f"{v!r} is not HOST:PORT, e.g. 127.0.0.1:8787 or [::1]:8787")
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _auth_off_loopback(self) -> HttpSettings:
+        if not self.loopback and self.auth is None:
+            raise ValueError(
+                f"listening on {self.host} (not loopback) needs 'auth': a bearer token or "
+                "basic auth from ${VARIABLES}; or listen on 127.0.0.1"
+            )
+        return self
+
+    @property
+    def host(self) -> str:
+        m = _LISTEN_RE.match(self.listen)
+        assert m is not None
+        return m.group("v6") or m.group("host")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: it may resolve anywhere
+            return False
+
+
 # --------------------------------------------------------------------------- top level
 
 
@@ -540,6 +613,12 @@ class Config(_Frozen):
     # feed_alert_after, and its recovery): a channel name.
     admin_channel: str | None = None
     feed_alert_after: Duration = timedelta(hours=24)
+    # The HTTP listener (status page, metrics, health); None: off.
+    http: HttpSettings | None = None
+    # On SIGTERM, sends in flight get this long to finish before they are
+    # cut off and their notifications released (systemd's TimeoutStopSec
+    # and Docker's stop timeout must be longer).
+    shutdown_grace: ZeroDuration = timedelta(seconds=20)
 
     @field_validator("retention")
     @classmethod

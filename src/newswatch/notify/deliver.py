@@ -155,6 +155,12 @@ class Deliverer:
         # Channels whose last round failed, for one WARNING when they start
         # failing and one INFO when they recover.
         self._failing: dict[str, str] = {}
+        # Told (channel, "sent" | "failed" | "dead") for each recorded
+        # outcome: the daemon's metrics. Must not raise or block.
+        self.observer: Callable[[str, str], None] | None = None
+        # Set on shutdown: sends already started finish, no new one starts
+        # (the rest of the round is released untried).
+        self.stopping = False
 
     # ----------------------------------------------------------------- compose
 
@@ -276,7 +282,7 @@ class Deliverer:
 
         async def one(notification: Notification) -> None:
             async with gate:
-                if name in state.tripped:
+                if name in state.tripped or self.stopping:
                     return  # stays unsettled: released untried
                 result = await self._attempt(channel, notification)
                 if not result.ok and not result.permanent and not result.deferred:
@@ -321,6 +327,7 @@ class Deliverer:
         try:
             if result.ok:
                 state.sent += 1
+                self._observe(n.channel, "sent")
                 await asyncio.to_thread(self.store.mark_sent, n.id, now, parts)
                 log.info("sent %s", what)
             elif result.deferred:
@@ -338,6 +345,7 @@ class Deliverer:
                 if not result.permanent:
                     error = f"gave up after {n.attempt} attempts: {error}"
                 state.dead += 1
+                self._observe(n.channel, "dead")
                 await asyncio.to_thread(self.store.mark_dead, n.id, error, now)
                 log.warning("dead letter %s: %s", what, error)
             else:
@@ -346,6 +354,7 @@ class Deliverer:
                     n.attempt, now, rng=self._rng, retry_after=result.retry_after
                 )
                 state.retried += 1
+                self._observe(n.channel, "failed")
                 await asyncio.to_thread(self.store.mark_retry, n.id, error, now, when, parts)
                 log.debug(
                     "retry %s at %s (attempt %d): %s",
@@ -356,6 +365,13 @@ class Deliverer:
                 )
         except Exception as exc:
             log.error("could not record the outcome of %s: %s", what, type(exc).__name__)
+
+    def _observe(self, channel: str, outcome: str) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(channel, outcome)
+            except Exception:  # metrics never stop a delivery
+                log.exception("delivery observer failed")
 
     def _release(self, state: _Round) -> None:
         if not state.unsettled:

@@ -63,8 +63,21 @@ def mask_feed_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path or '/'}" + (f"?{query}" if query else "")
 
 
+# A path segment is scrubbed on its own only when it could be a token: long
+# enough and not a plain word. Scrubbing "hook" or "services" would mangle
+# every error ("web**** ..."), and tokens are long random strings.
+_TOKEN_MIN_LEN = 8
+_PLAIN_WORD = re.compile(r"[a-z]+")
+
+
+def _looks_like_token(segment: str) -> bool:
+    return len(segment) >= _TOKEN_MIN_LEN and not _PLAIN_WORD.fullmatch(segment)
+
+
 def url_secrets(url: str) -> list[str]:
-    """The parts of a URL that may carry a credential, for ``scrub``."""
+    """The parts of a URL that may carry a credential, for ``scrub``: the
+    whole URL, its path, query and fragment, userinfo, query values, and
+    path segments that look like tokens."""
     found = [url]
     try:
         parts = urlsplit(url)
@@ -72,7 +85,7 @@ def url_secrets(url: str) -> list[str]:
         return found
     found += [parts.path, parts.query, parts.fragment]
     found += [parts.username or "", parts.password or ""]
-    found += parts.path.split("/")
+    found += [seg for seg in parts.path.split("/") if _looks_like_token(seg)]
     found += [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
     found += [unquote(s) for s in list(found)]
     return found

@@ -62,7 +62,7 @@ _HREF_UNSAFE = " <>|()[]\"'`\\"
 ALSO_MAX = 5
 
 # Template parts rendered once per item (the context has ``item``).
-ITEM_PARTS = frozenset({"item", "short"})
+ITEM_PARTS = frozenset({"item", "short", "line"})
 
 _DEFAULT: Templates | None = None
 
@@ -247,13 +247,21 @@ class Blocks:
     some values in structured fields (an embed's title, a link button).
     """
 
-    def __init__(self, notification: Notification, platform: str, rc: RenderContext) -> None:
+    def __init__(
+        self,
+        notification: Notification,
+        platform: str,
+        rc: RenderContext,
+        *,
+        block: str = "item",
+    ) -> None:
         self.notification = notification
         self.platform = platform
         self.rc = rc
         self.templates = rc.templates
         self.context = notification_context(notification, platform, rc)
-        self.items = [self.item_text("item", i) for i in range(len(notification.items))]
+        # ``block``: the template for each item (``line`` for a compact list).
+        self.items = [self.item_text(block, i) for i in range(len(notification.items))]
 
     @property
     def kind(self) -> NotificationKind:
@@ -296,6 +304,7 @@ def render_parts(
     cost: Callable[[str], int] = len,
     max_per_part: int = 0,
     join: str = "\n",
+    block: str = "item",
 ) -> list[str]:
     """Header + item blocks + footer of ``platform``'s templates, split into
     parts of at most ``limit`` (as measured by ``cost``). An item whose block
@@ -305,7 +314,7 @@ def render_parts(
     ``cost`` must not grow when two texts are joined (``cost(a + b) <=
     cost(a) + cost(b)``): the parts are packed by the sum of their pieces.
     """
-    b = Blocks(notification, platform, rc)
+    b = Blocks(notification, platform, rc, block=block)
     return [
         join.join(p.strip("\n") for p in pieces if p.strip())
         for pieces in pack_blocks(b, limit=limit, cost=cost, max_per_part=max_per_part, join=join)

@@ -170,6 +170,7 @@ class PollIntent:
     notices: tuple[Notice, ...] = ()
     storm: bool = False
     parse_failed: bool = False  # the error is the document's, not the fetch's
+    silent_first_poll: bool = False  # a first poll that recorded without alerting
 
     @property
     def ingests(self) -> bool:
@@ -319,9 +320,11 @@ def decide_poll(
         title=_title_update(feed, state, doc),
     )
     items, matches, storm, seen_extra, entry_logs = _entries(feed, state, doc, known, rules, now)
+    first_poll = state is None or state.last_success_at is None
+    silent = first_poll and bool(items) and not any(i.evaluated for i in items)
     logs.extend(entry_logs)
     if doc.warning:
-        logs.append((logging.WARNING, f"feed {feed.label}: {doc.warning}"))
+        logs.append((logging.DEBUG, f"feed {feed.label}: {doc.warning}"))
     return PollIntent(
         feed.key,
         _shown_label(feed, doc.title),
@@ -335,6 +338,7 @@ def decide_poll(
         logs=tuple(logs),
         notices=base.notices,
         storm=storm,
+        silent_first_poll=silent,
     )
 
 
@@ -546,9 +550,10 @@ def _failed(
         interval, errors, max_backoff=settings.max_backoff, retry_after=fetch.retry_after
     )
     nxt = jittered(now, delay, settings.jitter, rng)
+    # DEBUG: the daemon's cycle line names feeds that start failing.
     logs.append(
         (
-            logging.WARNING,
+            logging.DEBUG,
             f"feed {feed.label}: {error} (failure {errors} in a row; "
             f"next try {nxt:%Y-%m-%d %H:%M:%S} UTC)",
         )
@@ -694,7 +699,7 @@ def _entries(
     if first_poll and new and not any(may_alert):
         logs.append(
             (
-                logging.INFO,
+                logging.DEBUG,
                 f"feed {feed.label}: first poll, recorded {len(new)} entries without "
                 "alerting (set backfill to alert)",
             )

@@ -157,7 +157,7 @@ class Poller:
         stats: PollStats | None = None,
         full_text: Callable[[Fetcher, Article, bool], object] | None = None,
     ) -> None:
-        self.config = config
+        self._config = config
         self.rules = rules
         self.store = store
         self.fetcher = fetcher
@@ -180,14 +180,23 @@ class Poller:
         async with self._writing:
             return await asyncio.to_thread(fn, *args)
 
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        """A new configuration: feeds claimed from now on are read from it."""
+        self._config = config
+        self._settings = settings_of(config)
+        self._feeds = {f.key: f for f in config.feeds}
+
     def reconfigure(self, config: Config, rules: Rules) -> None:
-        """Swap in a new configuration (sync: run it in a thread)."""
+        """Swap in a new configuration and tell the store (sync: a thread)."""
         from newswatch.poll.outcome import feed_specs
 
         self.config = config
         self.rules = rules
-        self._settings = settings_of(config)
-        self._feeds = {f.key: f for f in config.feeds}
         self.store.sync_feeds(feed_specs(config), self.clock())
 
     @property
@@ -206,9 +215,10 @@ class Poller:
         """Poll one feed; an unchanged feed's update may wait in the batch
         (``flush``). Never raises, except when cancelled."""
         self.stats.started()
+        parse_s: float | None = None
         try:
             try:
-                intent, result = await self._poll(feed, state)
+                intent, result, parse_s = await self._poll(feed, state)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one bad feed never stops the rest
@@ -219,11 +229,12 @@ class Poller:
                 result = await self._apply(intent)
         finally:
             self.stats.finished()
-        return self._outcome(intent, result)
+        return self._outcome(intent, result, state, parse_s)
 
     async def _poll(
         self, feed: FeedConfig, state: FeedState | None
-    ) -> tuple[PollIntent, IngestResult | None]:
+    ) -> tuple[PollIntent, IngestResult | None, float | None]:
+        """(intent, what the store did, seconds spent parsing)."""
         source = state.moved_to if state is not None and state.moved_to else feed.source
         started = time.monotonic()
         fetch = await self.fetcher.fetch(
@@ -236,17 +247,19 @@ class Poller:
         self.stats.fetch.add(time.monotonic() - started)
         if fetch.error is not None or fetch.not_modified or fetch.body is None:
             intent = self._decide(feed, state, fetch, None, {})
-            return intent, await self._apply(intent)
+            return intent, await self._apply(intent), None
         digest = body_digest(fetch.body)
         if state is not None and state.body_hash == digest and state.last_success_at:
             # The same bytes as last time (a server without validators).
             intent = self._decide(feed, state, dataclasses.replace(fetch, body=b""), None, {})
-            return intent, await self._apply(intent)
+            return intent, await self._apply(intent), None
+        started = time.monotonic()
         try:
             fetch, parsed, discovered = await self._parse(feed, fetch)
         except FeedParseError as exc:
             intent = self._decide(feed, state, fetch, None, {}, parse_error=exc.message)
-            return intent, await self._apply(intent)
+            return intent, await self._apply(intent), time.monotonic() - started
+        parse_s = time.monotonic() - started
         body, fetch = fetch.body or b"", dataclasses.replace(fetch, body=None)
         del body  # the document is parsed: its bytes are not kept
         started = time.monotonic()
@@ -259,7 +272,7 @@ class Poller:
         )
         result = await self._apply(intent)
         self.stats.ingest.add(time.monotonic() - started)
-        return intent, result
+        return intent, result, parse_s
 
     async def _parse(
         self, feed: FeedConfig, fetch: FetchResult
@@ -396,7 +409,7 @@ class Poller:
         for level, message in intent.logs:
             log.log(level, "%s", message)
         if result is not None:
-            log.info(
+            log.debug(
                 "feed %s: %d entries, %d new, %d edited, %d matches, %d alerts queued",
                 intent.label,
                 intent.entries,
@@ -445,7 +458,14 @@ class Poller:
             stats.matches[match.rule] += 1
 
     @staticmethod
-    def _outcome(intent: PollIntent, result: IngestResult | None) -> FeedOutcome:
+    def _outcome(
+        intent: PollIntent,
+        result: IngestResult | None,
+        state: FeedState | None,
+        parse_seconds: float | None = None,
+    ) -> FeedOutcome:
+        errors_before = state.consecutive_errors if state is not None else 0
+        failed = not intent.update.ok
         return FeedOutcome(
             intent.feed_key,
             intent.label,
@@ -457,8 +477,13 @@ class Poller:
             # Counted, not kept: a cycle's outcomes must not hold every
             # matched article of 10,000 feeds.
             matched=len(intent.matches),
+            matched_rules=tuple(m.rule for m in intent.matches),
             error=intent.error,
             warning=intent.warning,
+            parse_seconds=parse_seconds,
+            failures=errors_before + 1 if failed else 0,
+            recovered=not failed and errors_before > 0,
+            silent_first_poll=intent.silent_first_poll,
         )
 
     # ------------------------------------------------------------------ other runs

@@ -49,10 +49,15 @@ class FeedOutcome:
     new_alerts: int = 0
     edited: int = 0
     matched: int = 0
+    matched_rules: tuple[str, ...] = ()  # the rule of each match (metrics)
     # Only a dry run keeps the matches themselves (it prints them).
     matches: tuple[Match, ...] = field(default=(), repr=False)
     error: str | None = None
     warning: str | None = None
+    parse_seconds: float | None = None  # parsing the document, when one was parsed
+    failures: int = 0  # failed polls in a row, this one included ("failed" only)
+    recovered: bool = False  # succeeded after failing
+    silent_first_poll: bool = False  # recorded what it holds without alerting
 
     @property
     def failed(self) -> bool:

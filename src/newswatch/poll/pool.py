@@ -153,6 +153,8 @@ class PollPool:
         lease: timedelta | None = None,
         tick: float = 1.0,
         on_outcome: Callable[[FeedOutcome], None] | None = None,
+        on_cycle: Callable[[Sequence[FeedOutcome], float], None] | None = None,
+        on_beat: Callable[[], None] | None = None,
     ) -> None:
         if slots < 1 or per_host < 1:
             raise ValueError("slots and per_host must be at least 1")
@@ -163,6 +165,10 @@ class PollPool:
         self.lease = lease or timeout + timedelta(seconds=PARSE_DEADLINE) + INGEST_MARGIN
         self.tick = tick
         self.on_outcome = on_outcome
+        # A cycle's outcomes (counts only: no articles) and its seconds,
+        # when nothing due is left; a beat at every turn of the loop.
+        self.on_cycle = on_cycle
+        self.on_beat = on_beat
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll due feeds until ``stop`` is set (the daemon), then finish the
@@ -193,8 +199,15 @@ class PollPool:
         last_renew = time.monotonic()
         last_take = 0.0
         stopper = asyncio.create_task(stop.wait())
+        progressed = False
         try:
             while True:
+                # Progress: nothing in flight (idle and looking), or a feed
+                # finished since the last turn. Feeds in flight that never
+                # finish make no beat: a stuck pool shows as a stale loop.
+                if self.on_beat is not None and (not running or progressed):
+                    self.on_beat()
+                progressed = False
                 free = self.slots - len(running)
                 # Claim when a good share of the slots is free or nothing is
                 # running: one claim transaction per finished feed would cost
@@ -218,12 +231,8 @@ class PollPool:
                         await poller.flush()
                         done_cycle = cycle.close()
                         poller.stats.cycles.append(done_cycle)
-                        log.info(
-                            "poll: %d feeds in %.1fs (%d failed)",
-                            done_cycle.feeds,
-                            done_cycle.seconds,
-                            done_cycle.failed,
-                        )
+                        if self.on_cycle is not None:
+                            self.on_cycle(cycle.outcomes, done_cycle.seconds)
                         cycle = None
                     if source.exhausted or stop.is_set():
                         break
@@ -238,6 +247,7 @@ class PollPool:
                     waiting, timeout=self.tick, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in running.keys() & done:
+                    progressed = True
                     key, host = running.pop(task)
                     if host:
                         busy[host] -= 1
@@ -300,10 +310,12 @@ class _CycleClock:
         self.t0 = time.monotonic()
         self.feeds = 0
         self.failed = 0
+        self.outcomes: list[FeedOutcome] = []
 
     def add(self, outcome: FeedOutcome) -> None:
         self.feeds += 1
         self.failed += outcome.failed
+        self.outcomes.append(outcome)
 
     def close(self) -> Cycle:
         return Cycle(self.started, time.monotonic() - self.t0, self.feeds, self.failed)

@@ -22,6 +22,9 @@ from newswatch.store._tx import Transactional, chunks
 from newswatch.store.base import DigestOutcome, DigestTarget, Mute, OutboxStatus
 from newswatch.store.schema import digest_periods, locks, mutes, outbox
 
+# hold_reason of rows held by a mute (notify.plan.MUTE).
+MUTE_REASON = "mute"
+
 
 class LedgerMixin(Transactional):
     # --- digests
@@ -192,13 +195,29 @@ class LedgerMixin(Transactional):
         return Mute(mute_id, kind, name, now, until, drop, comment)
 
     def end_mute(self, mute_id: int, now: datetime) -> bool:
+        """End a mute early. The rows it held are due now: the planner sends
+        them as one summary (or holds them again if another mute covers them)."""
         with self._tx(write=True) as conn:
-            ended = conn.execute(
-                update(mutes)
-                .where(mutes.c.id == mute_id, mutes.c.ended_at.is_(None), mutes.c.until > now)
-                .values(ended_at=now)
-            ).rowcount
-        return bool(ended)
+            row = conn.execute(
+                select(mutes.c.kind, mutes.c.name).where(
+                    mutes.c.id == mute_id, mutes.c.ended_at.is_(None), mutes.c.until > now
+                )
+            ).first()
+            if row is None:
+                return False
+            conn.execute(update(mutes).where(mutes.c.id == mute_id).values(ended_at=now))
+            held_by = outbox.c.rule if row.kind == "rule" else outbox.c.channel
+            conn.execute(
+                update(outbox)
+                .where(
+                    held_by == row.name,
+                    outbox.c.status == OutboxStatus.PENDING.value,
+                    outbox.c.hold_reason == MUTE_REASON,
+                    outbox.c.hold_until > now,
+                )
+                .values(hold_until=now)
+            )
+        return True
 
     def mutes(self, now: datetime, *, include_ended: bool = False) -> list[Mute]:
         stmt = select(mutes).order_by(mutes.c.until, mutes.c.id)

@@ -5,7 +5,8 @@ lease them in the same write transaction: SQLite takes the write lock at
 BEGIN IMMEDIATE, PostgreSQL locks the picked rows with FOR UPDATE SKIP
 LOCKED, so two claimers (threads, processes, replicas) never get the same
 row. Each role lives in its own module (``_feeds``, ``_articles``,
-``_outbox``, ``_ledger``); ``SqlStore`` joins them over one engine.
+``_outbox``, ``_ledger``; read-only views for people in ``_stats``);
+``SqlStore`` joins them over one engine.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from newswatch.store._dialect import make_engine, prepare_engine, serial_lock, t
 from newswatch.store._feeds import FeedQueueMixin
 from newswatch.store._ledger import LedgerMixin
 from newswatch.store._outbox import OutboxMixin
+from newswatch.store._stats import StatsMixin
 from newswatch.store.base import Store
 
 __all__ = ["ARTICLE_PAGE", "PRUNE_BATCH", "SqlStore", "open_store"]
 
 
-class SqlStore(FeedQueueMixin, ArticleLogMixin, OutboxMixin, LedgerMixin):
+class SqlStore(FeedQueueMixin, ArticleLogMixin, OutboxMixin, LedgerMixin, StatsMixin):
     """The Store over an Engine. ``SqlStore(url)`` or ``SqlStore.from_engine(engine)``.
 
     Thread-safe: each call checks a connection out of the engine's pool.
