@@ -131,8 +131,10 @@ async def test_site_page_leads_to_its_feed_once_and_is_shown(
     assert f"found its feed {server.url('/feed.xml')}" in caplog.text
     code, out, _ = run_cli("feeds", "--config", str(cfg))
     assert code == 0
-    assert "Site News" in out  # its own title, not the URL
-    assert f"feed found on the page: {server.url('/feed.xml')}" in out
+    assert "Site News" in out and "feed found on the page" in out  # its own title, not the URL
+    code, out, _ = run_cli("feeds", "--config", str(cfg), "--json")
+    [row] = json.loads(out)["feeds"]
+    assert row["note"] == f"feed found on the page: {server.url('/feed.xml')}"
 
 
 def test_unnamed_feed_is_shown_by_its_title_never_its_url(
