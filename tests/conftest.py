@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,3 +45,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The reliability matrix's figures (tests/test_reliability.py), when it ran."""
+    module = sys.modules.get("test_reliability")
+    matrix = getattr(module, "MATRIX", None)
+    if matrix is None or not matrix.figures:
+        return
+    terminalreporter.write_line("")
+    for line in matrix.lines():
+        terminalreporter.write_line(line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -236,3 +237,33 @@ def test_daemon_process_alerts_and_stops_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=5)
+
+
+# --------------------------------------------------------------------------- the state database
+
+
+def test_read_only_commands_on_a_missing_state_create_nothing(tmp_path: Path) -> None:
+    cfg = offline_config(tmp_path)
+    code, out, err = run_cli("feeds", "--config", str(cfg))
+    assert code == 0 and "sample" in out and "never" in out
+    assert "nothing stored yet" in err
+    code, out, _ = run_cli("outbox", "--config", str(cfg))
+    assert code == 0 and "waiting: 0 item(s)" in out
+    assert not (tmp_path / "state.db").exists()
+
+
+def test_an_old_state_is_read_after_migrate_only(tmp_path: Path) -> None:
+    cfg = offline_config(tmp_path)
+    state = tmp_path / "state.db"
+    shutil.copy(Path(__file__).parent / "data" / "state-v1.sqlite", state)
+    before = state.read_bytes()
+    code, _, err = run_cli("outbox", "--config", str(cfg))
+    assert code == 1
+    assert err.count("\n") == 1 and "Run `newswatch migrate`" in err, err
+    assert state.read_bytes() == before  # a read-only command changed nothing
+    code, out, _ = run_cli("migrate", "--config", str(cfg))
+    assert code == 0 and "upgraded from schema version 1 to 2" in out
+    code, out, _ = run_cli("migrate", "--config", str(cfg))
+    assert code == 0 and "schema version 2, nothing to do" in out
+    code, out, _ = run_cli("outbox", "--config", str(cfg))
+    assert code == 0 and "notifications:" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -21,6 +22,7 @@ from newswatch.config import (
     load_config,
     parse_duration,
 )
+from newswatch.notify.redact import mask_feed_url
 
 if TYPE_CHECKING:
     from newswatch.store.sql import SqlStore
@@ -52,13 +54,26 @@ def _load(path: str) -> LoadedConfig:
         raise SystemExit(1) from None
 
 
-def _open_state(config: Config) -> SqlStore:
-    """The configuration's state database, schema created or checked; use
-    it in a ``with`` block."""
+def _open_state(config: Config, *, read_only: bool = True) -> SqlStore:
+    """The configuration's state database; use it in a ``with`` block.
+
+    Read-only (commands that show what is stored): nothing is created or
+    migrated and the write lock is never taken, so another process writing
+    does not stop it; a database not created yet reads as empty. Otherwise
+    the schema is created or upgraded and writes wait for the lock.
+    """
     from newswatch.daemon import state_url
+    from newswatch.store.errors import StateMissingError
     from newswatch.store.sql import open_store
 
-    return open_store(state_url(config))
+    url = state_url(config)
+    if not read_only:
+        return open_store(url)
+    try:
+        return open_store(url, read_only=True)
+    except StateMissingError as exc:
+        click.echo(f"newswatch: {exc}; nothing stored yet", err=True)
+        return open_store("sqlite://")  # an empty state, in memory
 
 
 config_option = click.option(
@@ -87,7 +102,29 @@ log_format_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group: a state database that cannot be used (locked by
+    another process past the wait, missing, an old schema) ends a command
+    with one line and its exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from newswatch.store.errors import EXIT_BUSY, StateError
+
+        try:
+            return super().invoke(ctx)
+        except StateError as exc:
+            click.echo(f"newswatch: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except Exception as exc:
+            from newswatch.store._busy import is_busy
+
+            if not is_busy(exc):
+                raise
+            click.echo("newswatch: the state database is locked by another process", err=True)
+            ctx.exit(EXIT_BUSY)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), prog_name="newswatch")
 def main() -> None:
     """newswatch: poll news feeds, match watch rules, send alerts.
@@ -112,6 +149,8 @@ def run(config_path: str, log_level: str, log_format: str) -> None:
 
     _setup_logging(log_level, log_format)
     loaded = _load(config_path)
+    for problem in _exposed(loaded):
+        logging.getLogger("newswatch.daemon").warning("%s", problem)
 
     async def go() -> None:
         async with App.open(loaded) as app:
@@ -141,7 +180,7 @@ def check(config_path: str, strict: bool, as_json: bool) -> None:
             for problem in exc.problems:
                 click.echo(f"  {problem}", err=True)
         raise SystemExit(1) from None
-    warnings = loaded.warnings() + _missing_feed_files(loaded)
+    warnings = loaded.warnings() + _missing_feed_files(loaded) + _exposed(loaded)
     failed = strict and bool(warnings)
     summary = _check_summary(loaded)
     if as_json:
@@ -156,12 +195,20 @@ def check(config_path: str, strict: bool, as_json: bool) -> None:
     raise SystemExit(1 if failed else 0)
 
 
+def _exposed(loaded: LoadedConfig) -> list[Problem]:
+    """State and secret files other users can read (``newswatch.filemodes``)."""
+    from newswatch.daemon import state_url
+    from newswatch.filemodes import exposed
+
+    return exposed(loaded, state_url(loaded.config))
+
+
 def _missing_feed_files(loaded: LoadedConfig) -> list[Problem]:
     """Local feeds whose file is not there (yet): a warning, since it may appear."""
     return [
         loaded.locations.problem(
             ("feeds", i, "path"),
-            f"feed {feed.display_name!r}: {feed.path} does not exist (yet); polls will fail",
+            f"feed {feed.label!r}: {feed.path} does not exist (yet); polls will fail",
             "warning",
         )
         for i, feed in enumerate(loaded.config.feeds)
@@ -191,7 +238,6 @@ def _check_summary(loaded: LoadedConfig) -> dict[str, Any]:
 def _print_summary(
     loaded: LoadedConfig, summary: dict[str, Any], warnings: int, failed: bool
 ) -> None:
-    from newswatch.notify.redact import mask_feed_url
 
     config = loaded.config
     if failed:
@@ -205,10 +251,10 @@ def _print_summary(
         every = feed.every or config.poll.every
         extra = f" tags={','.join(feed.tags)}" if feed.tags else ""
         extra += f" backfill={feed.backfill}" if feed.backfill else ""
-        where = feed.path or "Google News"
-        if feed.url:
-            where = mask_feed_url(feed.url)
-        click.echo(f"    - {feed.display_name} ({where}) every {every}{extra}")
+        # Never the URL itself: it may carry credentials or a token.
+        where = feed.path if feed.path is not None else mask_feed_url(feed.source)
+        shown = feed.label if feed.label == where else f"{feed.label} ({where})"
+        click.echo(f"    - {shown} every {every}{extra}")
     always = summary["rules_always_evaluated"]
     click.echo(f"  rules     {len(config.rules)} ({always} always evaluated)")
     for rule in config.rules:
@@ -288,8 +334,8 @@ def poll(
             click.echo(f"polled {summarize(outcomes)}; delivered: {stats}")
             for o in outcomes:
                 if o.error:
-                    state = "GONE" if o.status == "gone" else "FAILED"
-                    click.echo(f"  {o.name}: {state}: {o.error}", err=True)
+                    what = {"gone": "GONE", "deferred": "NOT RECORDED"}.get(o.status, "FAILED")
+                    click.echo(f"  {o.name}: {what}: {o.error}", err=True)
             return _fail_code(fail_on, len(outcomes), sum(o.failed for o in outcomes))
 
     raise SystemExit(asyncio.run(go()))
@@ -301,6 +347,31 @@ def _fail_code(fail_on: str, total: int, failed: int) -> int:
     if fail_on == "all":
         return 1 if total and failed == total else 0
     return 0
+
+
+@main.command()
+@config_option
+def migrate(config_path: str) -> None:
+    """Create the state database, or upgrade its schema to this version.
+
+    `newswatch run` and `poll --once` do this at start too; the commands that
+    only show what is stored (feeds, outbox, channels) never do, and ask for
+    this when the schema is old. Safe to run again, and while the daemon runs
+    (it waits for the write lock).
+    """
+    from newswatch.daemon import state_url
+    from newswatch.store import SCHEMA_VERSION, SqlStore
+
+    loaded = _load(config_path)
+    with SqlStore(state_url(loaded.config)) as store:
+        found = store.create_schema()
+        where = store.where
+    if found is None:
+        click.echo(f"{where}: created, schema version {SCHEMA_VERSION}")
+    elif found < SCHEMA_VERSION:
+        click.echo(f"{where}: upgraded from schema version {found} to {SCHEMA_VERSION}")
+    else:
+        click.echo(f"{where}: schema version {SCHEMA_VERSION}, nothing to do")
 
 
 @main.command("test")
@@ -335,6 +406,7 @@ def test_cmd(
     2 on an error.
     """
     from newswatch.ruletest import run_test
+    from newswatch.store.errors import StateError
 
     try:
         code = run_test(
@@ -348,7 +420,7 @@ def test_cmd(
             since=parse_duration(since) if since else None,
             as_json=as_json,
         )
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, StateError) as exc:
         _fail(str(exc))
     raise SystemExit(code)
 

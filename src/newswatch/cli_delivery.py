@@ -125,7 +125,7 @@ def outbox_retry(
     if not ids and not all_:
         raise click.UsageError("give notification IDs (see `newswatch outbox`) or --all")
     loaded = _load(sub_config_path or config_path)
-    with _open_state(loaded.config) as store:
+    with _open_state(loaded.config, read_only=False) as store:
         n = store.retry_dead(None if all_ else list(ids), _now())
     click.echo(f"{n} dead notification(s) queued again")
 
@@ -331,7 +331,7 @@ def digest_send_now(config_path: str, channel: str, schedule: str | None) -> Non
     config = loaded.config
     _digests_of(loaded, channel, schedule)
     targets = Targets.from_config(config)
-    with _open_state(config) as store:
+    with _open_state(config, read_only=False) as store:
         done = send_now(
             store,
             targets,

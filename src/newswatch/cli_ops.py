@@ -93,7 +93,7 @@ def mute(
     loaded = _load(config_path)
     kind, name = _target(loaded, target)
     now = _now()
-    with _open_state(loaded.config) as store:
+    with _open_state(loaded.config, read_only=False) as store:
         m = store.add_mute(kind, name, now, now + length, drop=drop, comment=comment)
     if as_json:
         print_json(_mute_json(m, now))
@@ -147,7 +147,7 @@ def mutes(config_path: str, all_: bool, as_json: bool) -> None:
 def unmute(config_path: str, mute_id: int) -> None:
     """End mute MUTE_ID now; what it held goes out at the next delivery round."""
     loaded = _load(config_path)
-    with _open_state(loaded.config) as store:
+    with _open_state(loaded.config, read_only=False) as store:
         ended = store.end_mute(mute_id, _now())
     if not ended:
         click.echo(

@@ -36,16 +36,19 @@ from sqlalchemy.engine import make_url
 
 from newswatch.config import Config, LoadedConfig
 from newswatch.feeds.fetch import Fetcher
+from newswatch.feeds.parsepool import make_parser
 from newswatch.health import Heartbeats, loop_limit
+from newswatch.leases import Owner, pid_alive, stale_owners
 from newswatch.logs import config_secrets, cycle_line, secret_mask
 from newswatch.metrics import Metrics, cycle_from_outcomes
 from newswatch.notify.channels import Channel, build_channels
-from newswatch.notify.deliver import SEND_TIMEOUT, Deliverer
+from newswatch.notify.deliver import SEND_TIMEOUT, Deliverer, more_at_once
 from newswatch.notify.digests import run_digests
 from newswatch.notify.render import RenderContext
 from newswatch.notify.templates import Templates
-from newswatch.poll import FeedOutcome, Poller, PollPool, PollStats, Rules, feed_specs
+from newswatch.poll import FeedOutcome, LazyParser, Poller, PollPool, PollStats, Rules, feed_specs
 from newswatch.reloads import config_diff
+from newswatch.store.errors import StateBusyError
 from newswatch.store.sql import PRUNE_BATCH, SqlStore, open_store
 from newswatch.watch import Reloader
 from newswatch.web import HttpListener, Runtime, create_app
@@ -96,6 +99,23 @@ def render_context(loaded: LoadedConfig) -> RenderContext:
     )
 
 
+def free_stale_leases(store: SqlStore, me: Owner, now: datetime) -> None:
+    """Free the leases of newswatch processes on this host that are gone
+    (``kill -9``, a crash, a power cut), so their feeds and notifications
+    are taken up at once instead of after their leases."""
+    stale = stale_owners(store.lease_owners(now), me, pid_alive)
+    if not stale:
+        return
+    feeds, notes = store.free_leases(stale)
+    log.info(
+        "freed the leases of %d stopped newswatch process(es) on this host: "
+        "%d feed(s), %d notification(s) resume now",
+        len(stale),
+        feeds,
+        notes,
+    )
+
+
 @dataclass
 class App:
     """The wired-up pipeline for one configuration."""
@@ -133,10 +153,12 @@ class App:
         secret_mask.set(config_secrets(config))
         rng = rng or random.Random()
         rules = Rules.from_config(config, loaded.index)
+        owner = Owner.this_process()
         async with contextlib.AsyncExitStack() as stack:
             store = await asyncio.to_thread(open_store, state_url(config))
             stack.push_async_callback(asyncio.to_thread, store.close)
             await asyncio.to_thread(store.sync_feeds, feed_specs(config), clock())
+            await asyncio.to_thread(free_stale_leases, store, owner, clock())
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0))
             poll = config.poll
             fetcher = await stack.enter_async_context(
@@ -153,7 +175,12 @@ class App:
                 config.channels, http=http, out=out, tz=config.zone, render=render_context(loaded)
             )
             metrics = Metrics(version=newswatch_version(), store=store, clock=clock)
+            # Feeds are parsed in worker processes (one per core, each parse
+            # with a deadline), started on the first parse.
+            parser = LazyParser(make_parser)
+            stack.push_async_callback(parser.aclose)
             poller = Poller(
+                parser=parser,
                 config=config,
                 rules=rules,
                 store=store,
@@ -161,6 +188,7 @@ class App:
                 clock=clock,
                 rng=rng,
                 stats=PollStats(),
+                owner=str(owner),
             )
             deliverer = Deliverer(
                 store,
@@ -169,6 +197,7 @@ class App:
                 clock=clock,
                 rng=rng,
                 max_items=config.digest_defaults.max_items,
+                owner=str(owner),
             )
             deliverer.observer = metrics.notification
             app = cls(
@@ -519,10 +548,18 @@ class Daemon:
         self.app.metrics.poll_cycle(dataclasses.replace(cycle, matches=dict(rules)))
 
     async def _deliver_once(self) -> None:
+        deliverer = self.app.deliverer
         try:
             # Channels a reload replaced: no round uses them now (one at a time).
             await self.app.close_retired()
-            await self.app.deliverer.deliver_due()
+            # Rounds follow each other while they are full and clean (a burst
+            # went at 50 notifications a tick before).
+            while not self._stop.is_set():
+                stats = await deliverer.deliver_due()
+                if not more_at_once(stats, deliverer.batch):
+                    break
+        except StateBusyError as exc:
+            log.warning("deliver tick skipped: %s", exc)
         except Exception:
             log.exception("deliver tick failed")
 
@@ -541,6 +578,9 @@ class Daemon:
                 max_items=config.digest_defaults.max_items,
                 send_empty=config.digest_defaults.send_empty,
             )
+        except StateBusyError as exc:
+            log.warning("digest tick skipped: %s", exc)
+            return
         except Exception:
             log.exception("digest tick failed")
             return
@@ -560,6 +600,8 @@ class Daemon:
                 outbox += gone.outbox
                 if gone.articles < PRUNE_BATCH:
                     break
+        except StateBusyError as exc:
+            log.warning("retention skipped: %s", exc)
         except Exception:
             log.exception("retention: pruning old articles failed")
         if articles:

@@ -177,7 +177,7 @@ def cycle_line(outcomes: Sequence[_Outcome], seconds: float) -> tuple[int, str]:
     seconds does not write a line each time nothing changed. Feeds that
     keep failing are counted only; ``newswatch feeds`` lists them.
     """
-    ok = sum(o.status != "failed" for o in outcomes)
+    ok = sum(o.status not in ("failed", "deferred") for o in outcomes)
     new = sum(o.new_articles for o in outcomes)
     alerts = sum(o.new_alerts for o in outcomes)
     parts = [
@@ -188,6 +188,10 @@ def cycle_line(outcomes: Sequence[_Outcome], seconds: float) -> tuple[int, str]:
     still = sum(o.status == "failed" and o.failures > 1 for o in outcomes)
     recovered = [o.name for o in outcomes if o.recovered]
     silent = sum(o.silent_first_poll for o in outcomes)
+    # Fetched, but the state database stayed locked by another process.
+    deferred = sum(o.status == "deferred" for o in outcomes)
+    if deferred:
+        parts.append(f"{deferred} not recorded (state database locked), polled again soon")
     if started:
         parts.append(f"{len(started)} started failing: {_names(started)}")
     if still:
@@ -196,7 +200,7 @@ def cycle_line(outcomes: Sequence[_Outcome], seconds: float) -> tuple[int, str]:
         parts.append(f"{len(recovered)} recovered: {_names(recovered)}")
     if silent:
         parts.append(f"{silent} first polls recorded without alerting (backfill: to alert)")
-    if started:
+    if started or deferred:
         level = logging.WARNING
     elif new or alerts or recovered or silent:
         level = logging.INFO

@@ -22,7 +22,9 @@ from newswatch.config import Config, ConfigError, load_config, rule_specs
 from newswatch.feeds.fetch import Fetcher
 from newswatch.feeds.normalize import html_to_text, normalize_feed
 from newswatch.feeds.parse import FeedParseError, parse_feed
+from newswatch.keys import feed_key_for
 from newswatch.model import Article
+from newswatch.notify.redact import link_base, mask_feed_url
 from newswatch.rules import RuleIndex, RuleSpec, compile_rules
 from newswatch.rules.index import text_article
 
@@ -153,15 +155,19 @@ def _file_articles(path: Path) -> list[Article]:
 
 
 async def _url_articles(url: str) -> list[Article]:
+    # The URL may carry credentials or a token: people see it masked, and
+    # relative links resolve without its query (as in a poll).
+    label = mask_feed_url(url)
     async with Fetcher(concurrency=1, per_host=1, timeout=30.0, max_bytes=TEST_MAX_BYTES) as f:
-        result = await f.fetch(url, url)
+        result = await f.fetch(feed_key_for(url), url)
     if result.error is not None or result.body is None:
-        raise ValueError(f"{url}: {result.error or 'empty response'}")
+        raise ValueError(f"{label}: {result.error or 'empty response'}")
+    base = link_base(result.url)
     try:
-        parsed = parse_feed(result.body, url=url, content_type=result.content_type)
+        parsed = parse_feed(result.body, url=base, content_type=result.content_type, label=label)
     except FeedParseError:
-        return [_text_article(result.body.decode("utf-8", errors="replace"), "", url)]
-    return normalize_feed(parsed, feed_key=url, source=url, tags=(), base_url=url)
+        return [_text_article(result.body.decode("utf-8", errors="replace"), "", label)]
+    return normalize_feed(parsed, feed_key=feed_key_for(url), source=label, tags=(), base_url=base)
 
 
 def _backtest(
@@ -176,7 +182,7 @@ def _backtest(
     counts: Counter[str] = Counter()
     hits: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     total = 0
-    with open_store(state_url(config)) as store:
+    with open_store(state_url(config), read_only=True) as store:
         for article in store.iter_articles(cutoff):
             # The window is on publication time (first seen without one): a
             # post from 2019 found yesterday is not from the last 24 hours.

@@ -32,6 +32,7 @@ from typing import Protocol, TypeVar
 
 from newswatch.config import ConfigCache, ConfigError, LoadedConfig, Problem, load_config
 from newswatch.reloads import vanished_rules
+from newswatch.store.errors import StateBusyError
 
 log = logging.getLogger("newswatch.reload")
 
@@ -330,7 +331,13 @@ class Reloader:
         why = vanished_rules(current, new)
         if why is not None:
             return self._refuse([Problem(str(new.files[1]), 0, "rules", why)])
-        await self._target.reload(new)
+        try:
+            await self._target.reload(new)
+        except StateBusyError as exc:
+            # Not the file's fault: the next check tries again.
+            log.warning("configuration not reloaded yet: %s", exc)
+            self._fingerprint = ()
+            return False
         if new.files != current.files:  # other files now: their stamps are the baseline
             self._fingerprint = stamps(new)
         self.problems = ()

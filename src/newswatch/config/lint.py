@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 from newswatch.config.models import Config, FeedConfig, RuleConfig
 from newswatch.config.problems import DocPath, Locations, Problem
 from newswatch.config.yamlsafe import caret_lines
+from newswatch.keys import feed_key_for
+from newswatch.notify.redact import mask_feed_url
 from newswatch.rules import QueryError, RuleSpec
 from newswatch.rules.compile import (
     AndPlan,
@@ -259,13 +261,18 @@ def _scope_targets(feeds: tuple[FeedConfig, ...]) -> dict[str, str]:
 
 def _scope(rule: RuleConfig, i: int, targets: dict[str, str], warn: _Warner) -> None:
     for j, entry in enumerate(rule.feeds):
-        if entry.casefold() in targets:
+        url = re.match(r"^(https?|file)://", entry) is not None
+        # A URL entry names its feed by key (as the rule index compares it).
+        if entry.casefold() in targets or (url and feed_key_for(entry) in targets):
             continue
         close = difflib.get_close_matches(entry.casefold(), targets, n=1, cutoff=0.75)
+        close = [] if url else close
         hint = f"; did you mean {targets[close[0]]!r}?" if close else ""
+        # A URL may carry credentials: it is shown masked.
+        shown = mask_feed_url(entry) if url else entry
         warn(
             ("rules", i, "feeds", j),
-            f"rule {rule.name!r} is scoped to {entry!r}, which matches no feed "
+            f"rule {rule.name!r} is scoped to {shown!r}, which matches no feed "
             f"(feed names, URLs or tag:NAME){hint}",
         )
 

@@ -90,7 +90,8 @@ def _load(path: Path, env: Mapping[str, str], cache: ConfigCache) -> LoadedConfi
         top["aliases"] = Loc(str(path), rules.alias_line, rules.alias_locs)
 
     hidden: set[DocPath] = set()
-    data = interpolate(data, env, locations, problems, hidden)
+    secret_files: set[Path] = set()
+    data = interpolate(data, env, locations, problems, hidden, secret_files)
     if problems:
         raise ConfigError(problems)
     try:
@@ -112,6 +113,8 @@ def _load(path: Path, env: Mapping[str, str], cache: ConfigCache) -> LoadedConfi
         index=index,
         locations=locations,
         cache=cache,
+        hidden=frozenset(hidden),
+        secret_files=tuple(sorted(secret_files)),
     )
 
 
@@ -397,7 +400,9 @@ class LoadedConfig:
     """A validated configuration, where it came from, and its compiled rules.
 
     ``locations`` says where each value was written (for ``lint`` and later
-    problems); ``cache`` is what the next ``load_config`` of it may reuse.
+    problems); ``cache`` is what the next ``load_config`` of it may reuse;
+    ``hidden`` and ``secret_files`` say which secrets came from where
+    (``newswatch.filemodes`` checks who can read them).
     """
 
     config: Config
@@ -406,6 +411,9 @@ class LoadedConfig:
     index: RuleIndex = field(repr=False, compare=False)
     locations: Locations = field(default_factory=lambda: Locations(None), repr=False, compare=False)
     cache: ConfigCache = field(default_factory=ConfigCache, repr=False, compare=False)
+    # Values that came from ${...} (never quoted), and the ${file:...} files read.
+    hidden: frozenset[DocPath] = field(default=frozenset(), repr=False, compare=False)
+    secret_files: tuple[Path, ...] = field(default=(), repr=False, compare=False)
 
     def fingerprint(self) -> tuple[tuple[str, float], ...]:
         return _fingerprint(self.files)

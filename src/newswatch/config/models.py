@@ -169,7 +169,8 @@ class FeedConfig(_Frozen):
         if self.google_news is not None and not self.google_news.strip():
             raise ValueError("google_news needs a search query")
         if self.url is not None and not re.match(r"^(https?|file)://", self.url):
-            raise ValueError(f"feed url {self.url!r} must start with http://, https:// or file://")
+            shown = mask_feed_url(self.url)  # the URL may carry credentials
+            raise ValueError(f"feed url {shown!r} must start with http://, https:// or file://")
         return self
 
     @property

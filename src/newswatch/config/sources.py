@@ -81,11 +81,17 @@ def interpolate(
     locations: Locations,
     problems: list[Problem],
     hidden: set[DocPath],
+    secret_files: set[Path] | None = None,
 ) -> Any:
     """A copy of ``value`` with ${VAR}, ${VAR:-default} and ${file:/path} replaced
     in strings. Errors name the variable, never a value; the paths of the
-    strings replaced go into ``hidden`` so no later message quotes them."""
-    return _Interpolator(env, locations, problems, hidden).walk(value, [])
+    strings replaced go into ``hidden`` so no later message quotes them, and
+    the files read into ``secret_files`` (their modes are checked)."""
+    interpolator = _Interpolator(env, locations, problems, hidden)
+    out = interpolator.walk(value, [])
+    if secret_files is not None:
+        secret_files.update(interpolator.files)
+    return out
 
 
 class _Interpolator:
@@ -100,6 +106,7 @@ class _Interpolator:
         self.locations = locations
         self.problems = problems
         self.hidden = hidden
+        self.files: set[Path] = set()
 
     def walk(self, value: Any, path: list[Any]) -> Any:
         # ``path`` is one list pushed and popped on the way (a tuple per value
@@ -127,6 +134,7 @@ class _Interpolator:
     def replace(self, expr: str, at: DocPath) -> str:
         if expr.startswith("file:"):
             file = expr[5:]
+            self.files.add(Path(file))
             try:
                 return read_capped(Path(file), MAX_SECRET_FILE_BYTES).decode("utf-8").strip()
             except OSError as exc:

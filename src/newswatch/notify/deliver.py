@@ -101,6 +101,15 @@ class DeliveryStats:
         return f"{text}, {self.deferred} deferred" if self.deferred else text
 
 
+def more_at_once(stats: DeliveryStats, batch: int) -> bool:
+    """Whether to start another round now rather than at the next tick: the
+    last one was full (a burst may wait behind it) and went well. Any
+    failure waits for the tick, so a down service is not probed in a tight
+    loop. Pure."""
+    clean = not (stats.retried or stats.deferred or stats.dead)
+    return clean and stats.settled >= batch
+
+
 @dataclass(slots=True)
 class _Round:
     """Mutable bookkeeping of one ``deliver_due`` call."""
@@ -137,6 +146,7 @@ class Deliverer:
         concurrency: int = 4,
         send_timeout: timedelta = SEND_TIMEOUT,
         max_items: int = MAX_ITEMS,
+        owner: str | None = None,
     ) -> None:
         if batch < 1 or concurrency < 1:
             raise ValueError("batch and concurrency must be at least 1")
@@ -152,6 +162,7 @@ class Deliverer:
         self._batch = batch
         self._concurrency = concurrency
         self._send_timeout = send_timeout.total_seconds()
+        self._owner = owner  # recorded with each lease (newswatch.leases)
         # Channels whose last round failed, for one WARNING when they start
         # failing and one INFO when they recover.
         self._failing: dict[str, str] = {}
@@ -161,6 +172,11 @@ class Deliverer:
         # Set on shutdown: sends already started finish, no new one starts
         # (the rest of the round is released untried).
         self.stopping = False
+
+    @property
+    def batch(self) -> int:
+        """Notifications claimed per round at most."""
+        return self._batch
 
     # ----------------------------------------------------------------- compose
 
@@ -214,7 +230,12 @@ class Deliverer:
         now = self._clock()
         claimed = await asyncio.to_thread(
             functools.partial(
-                self.store.claim_notifications, now, now + self._lease, self._batch, only=only
+                self.store.claim_notifications,
+                now,
+                now + self._lease,
+                self._batch,
+                only=only,
+                owner=self._owner,
             )
         )
         if not claimed:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 MASK = "****"
 
@@ -61,6 +61,21 @@ def mask_feed_url(url: str) -> str:
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
     )
     return f"{parts.scheme}://{netloc}{parts.path or '/'}" + (f"?{query}" if query else "")
+
+
+def link_base(url: str) -> str:
+    """``url`` as a base for relative links: without credentials, query and
+    fragment. Only an empty or ``#fragment`` reference would take the base's
+    query (RFC 3986, 5.2.2), and a feed URL's query may be its token; every
+    other reference resolves the same."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.scheme or not parts.netloc:
+        return url.split("?", 1)[0].split("#", 1)[0]
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 # A path segment is scrubbed on its own only when it could be a token: long

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import os
 import random
@@ -29,8 +28,9 @@ from newswatch.config import Config, FeedConfig
 from newswatch.feeds.discover import discover_feeds
 from newswatch.feeds.fetch import Fetcher, host_key
 from newswatch.feeds.normalize import normalize_entry
-from newswatch.feeds.parse import FeedParseError, parse_feed
+from newswatch.feeds.parse import FeedParseError, body_digest, declared_interval, parse_feed
 from newswatch.model import Article, FetchResult, ParsedFeed
+from newswatch.notify.redact import link_base
 from newswatch.poll.decide import (
     Candidate,
     Document,
@@ -46,6 +46,7 @@ from newswatch.poll.decide import (
 from newswatch.poll.outcome import FeedOutcome, Rules
 from newswatch.poll.stats import PollStats, error_kind
 from newswatch.store.base import FeedState, FeedUpdate, IngestResult, KnownEntry, Store
+from newswatch.store.errors import StateBusyError
 
 log = logging.getLogger("newswatch.poll")
 T = TypeVar("T")
@@ -57,14 +58,6 @@ BATCH_UPDATES: Final = 64
 FLUSH_AFTER: Final = timedelta(seconds=0.5)
 # Seconds one parse may take (the parse pool abandons it after this).
 PARSE_DEADLINE: Final = 20.0
-# sy:updatePeriod values as durations.
-_PERIODS: Final = {
-    "hourly": timedelta(hours=1),
-    "daily": timedelta(days=1),
-    "weekly": timedelta(weeks=1),
-    "monthly": timedelta(days=30),
-    "yearly": timedelta(days=365),
-}
 
 
 class Parser(Protocol):
@@ -72,8 +65,49 @@ class Parser(Protocol):
     (``feeds.parsepool``'s pool and inline parser have this shape)."""
 
     async def parse(
-        self, body: bytes, *, url: str, content_type: str | None, deadline: float
+        self,
+        body: bytes,
+        *,
+        url: str,
+        content_type: str | None,
+        deadline: float,
+        label: str | None = None,
     ) -> ParsedFeed: ...
+
+
+class LazyParser:
+    """A parser made on the first parse (``feeds.parsepool.make_parser``:
+    worker processes): an App that never parses starts no process."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._parser: Any = None
+        self._starting = asyncio.Lock()
+
+    async def parse(
+        self,
+        body: bytes,
+        *,
+        url: str,
+        content_type: str | None,
+        deadline: float,
+        label: str | None = None,
+    ) -> ParsedFeed:
+        if self._parser is None:
+            async with self._starting:
+                if self._parser is None:
+                    parser = self._make()
+                    await parser.__aenter__()
+                    self._parser = parser
+        result: ParsedFeed = await self._parser.parse(
+            body, url=url, content_type=content_type, deadline=deadline, label=label
+        )
+        return result
+
+    async def aclose(self) -> None:
+        parser, self._parser = self._parser, None
+        if parser is not None:
+            await parser.__aexit__(None, None, None)
 
 
 class ThreadParser:
@@ -86,33 +120,22 @@ class ThreadParser:
         self._gate = asyncio.Semaphore(limit or os.cpu_count() or 1)
 
     async def parse(
-        self, body: bytes, *, url: str, content_type: str | None, deadline: float
+        self,
+        body: bytes,
+        *,
+        url: str,
+        content_type: str | None,
+        deadline: float,
+        label: str | None = None,
     ) -> ParsedFeed:
         async with self._gate:
-            work = asyncio.to_thread(parse_feed, body, url=url, content_type=content_type)
+            work = asyncio.to_thread(
+                parse_feed, body, url=url, content_type=content_type, label=label
+            )
             try:
                 return await asyncio.wait_for(work, deadline)
             except TimeoutError:
                 raise FeedParseError(f"parse took longer than {deadline:g}s; abandoned") from None
-
-
-def body_digest(body: bytes) -> str:
-    """A fingerprint of a fetched body: the same bytes are not parsed twice."""
-    return hashlib.sha256(body).hexdigest()
-
-
-def declared_interval(parsed: ParsedFeed) -> timedelta | None:
-    """The interval a feed asks for (``<ttl>`` minutes, ``sy:updatePeriod``
-    / ``sy:updateFrequency``), the longer of the two; None if it says nothing."""
-    hints = []
-    ttl = getattr(parsed, "ttl", None)
-    if isinstance(ttl, int) and ttl > 0:
-        hints.append(timedelta(minutes=ttl))
-    period = _PERIODS.get(str(getattr(parsed, "update_period", None) or "").lower())
-    if period is not None:
-        frequency = getattr(parsed, "update_frequency", None)
-        hints.append(period / (frequency if isinstance(frequency, int) and frequency > 0 else 1))
-    return max(hints, default=None)
 
 
 def policy_of(feed: FeedConfig, state: FeedState | None = None) -> FeedPolicy:
@@ -155,7 +178,7 @@ class Poller:
         rng: random.Random,
         parser: Parser | None = None,
         stats: PollStats | None = None,
-        full_text: Callable[[Fetcher, Article, bool], object] | None = None,
+        owner: str | None = None,
     ) -> None:
         self._config = config
         self.rules = rules
@@ -165,6 +188,7 @@ class Poller:
         self.rng = rng
         self.parser: Parser = parser or ThreadParser()
         self.stats = stats or PollStats()
+        self.owner = owner  # whose leases the claims take (newswatch.leases)
         self._settings = settings_of(config)
         self._feeds = {f.key: f for f in config.feeds}
         self._updates: list[FeedUpdate] = []
@@ -221,6 +245,12 @@ class Poller:
                 intent, result, parse_s = await self._poll(feed, state)
             except asyncio.CancelledError:
                 raise
+            except StateBusyError as exc:
+                # Another process held the state database: not the feed's
+                # fault. Nothing recorded; its lease runs out and it is
+                # polled again soon. No failure counted.
+                log.debug("feed %s: not recorded, polled again soon: %s", feed.label, exc)
+                return FeedOutcome(feed.key, feed.label, "deferred", error=str(exc))
             except Exception as exc:  # one bad feed never stops the rest
                 log.exception("feed %s: unexpected error while polling", feed.label)
                 error = f"internal error: {type(exc).__name__}"
@@ -281,7 +311,7 @@ class Poller:
         once (autodiscovery) and the feed found is polled from then on."""
         started = time.monotonic()
         try:
-            return fetch, await self._parse_body(fetch), None
+            return fetch, await self._parse_body(fetch, feed.label), None
         except FeedParseError as exc:
             found = _discovered(fetch, exc)
             if not found:
@@ -292,17 +322,20 @@ class Poller:
                     f"{exc.message}; the page links to a feed, which failed: "
                     f"{found_fetch.error or 'empty answer'}"
                 ) from None
-            parsed = await self._parse_body(found_fetch)
+            parsed = await self._parse_body(found_fetch, feed.label)
             return found_fetch, parsed, found
         finally:
             self.stats.parse.add(time.monotonic() - started)
 
-    async def _parse_body(self, fetch: FetchResult) -> ParsedFeed:
+    async def _parse_body(self, fetch: FetchResult, label: str) -> ParsedFeed:
+        # Relative links resolve against the URL without its query: a feed's
+        # query may hold its token (notify.redact.link_base).
         return await self.parser.parse(
             fetch.body or b"",
-            url=fetch.url,
+            url=link_base(fetch.url),
             content_type=fetch.content_type,
             deadline=PARSE_DEADLINE,
+            label=label,
         )
 
     async def _fetch_discovered(self, feed: FeedConfig, url: str) -> FetchResult:
@@ -326,10 +359,15 @@ class Poller:
         known = self.store.known_entries(feed.key, [c.key for c in found])
         selection = select_entries(found, known)
         label = feed.label if feed.name else (" ".join(parsed.title.split())[:200] or feed.label)
+        base = link_base(fetch.url)
 
         def article(c: Candidate) -> Article:
             return normalize_entry(
-                c.entry, feed_key=feed.key, source=label, tags=feed.tags, base_url=fetch.url
+                c.entry,
+                feed_key=feed.key,
+                source=label,
+                tags=feed.tags,
+                base_url=link_base(fetch.url),
             )
 
         fresh = [Fresh(article(c), c.content_hash, "new") for c in selection.new]
@@ -528,7 +566,11 @@ class Poller:
         label = feed.label if feed.name else (parsed.title.strip() or feed.label)
         articles = [
             normalize_entry(
-                c.entry, feed_key=feed.key, source=label, tags=feed.tags, base_url=fetch.url
+                c.entry,
+                feed_key=feed.key,
+                source=label,
+                tags=feed.tags,
+                base_url=link_base(fetch.url),
             )
             for c in candidates(parsed.entries)
         ]

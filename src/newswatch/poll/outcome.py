@@ -36,7 +36,9 @@ class Rules:
         return self.targets.routes(match, now)
 
 
-Status = Literal["updated", "not_modified", "unchanged", "failed", "gone"]
+# deferred: fetched, but the state database stayed locked by another
+# process; nothing recorded, the feed is polled again soon (not a failure).
+Status = Literal["updated", "not_modified", "unchanged", "failed", "gone", "deferred"]
 
 
 @dataclass(frozen=True, slots=True)

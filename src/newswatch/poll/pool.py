@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from newswatch.config import FeedConfig
-from newswatch.poll.execute import PARSE_DEADLINE, Poller
+from newswatch.poll.execute import Poller
 from newswatch.poll.outcome import FeedOutcome, feed_host
 from newswatch.poll.stats import Cycle
 from newswatch.store.base import FeedState
@@ -40,9 +40,10 @@ log = logging.getLogger("newswatch.poll")
 # Claims per take when feeds of a full host keep coming back: each round
 # skips the hosts found full in the one before.
 MAX_CLAIM_ROUNDS: Final = 4
-# Beyond the fetch deadline and the parse deadline, a feed's lease allows
-# this long for its ingest; it is renewed while the feed is still at work.
-INGEST_MARGIN: Final = timedelta(seconds=30)
+# A feed's lease, renewed every third of it while the feed is at work: a
+# process killed mid-poll frees its feeds within this long (at once when it
+# restarts on the same host: newswatch.leases).
+FEED_LEASE: Final = timedelta(seconds=30)
 
 Work = tuple[FeedConfig, FeedState | None]
 
@@ -116,7 +117,7 @@ class ClaimSource:
             now = poller.clock()
             full = sorted(h for h, n in planned.items() if h and n >= per_host)
             states = await poller.write(
-                functools.partial(store.claim_due_feeds, skip_hosts=full),
+                functools.partial(store.claim_due_feeds, skip_hosts=full, owner=poller.owner),
                 now,
                 now + self.lease,
                 want,
@@ -161,8 +162,7 @@ class PollPool:
         self.poller = poller
         self.slots = slots
         self.per_host = per_host
-        timeout = poller.config.poll.timeout
-        self.lease = lease or timeout + timedelta(seconds=PARSE_DEADLINE) + INGEST_MARGIN
+        self.lease = lease or FEED_LEASE
         self.tick = tick
         self.on_outcome = on_outcome
         # A cycle's outcomes (counts only: no articles) and its seconds,

@@ -104,15 +104,25 @@ def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> int:
     feeds that syndicate the same story) take row locks in the same order and
     cannot deadlock.
     """
+    if not rows:
+        return 0
     stmt = insert_ignore(conn, outbox, "rule", "target_id", "story_id").returning(outbox.c.id)
-    written = 0
-    for row in sorted(rows, key=lambda r: (r["rule"], r["target_id"], r["story_id"])):
-        written += conn.execute(stmt, row).first() is not None
-    return written
+    ordered = sorted(rows, key=lambda r: (r["rule"], r["target_id"], r["story_id"]))
+    return len(conn.execute(stmt, ordered).all())
 
 
 class _Ingest:
-    """The statements of one ingest transaction, compiled once."""
+    """The statements of one ingest transaction, compiled once, and what the
+    transaction knows about stories.
+
+    ``preload`` reads, in a few set-based statements, the stories the
+    items' identity keys belong to, whether each was evaluated and which
+    of the items' rules matched it already; each item then decides from
+    these maps (kept up to date as items found stories and add matches)
+    instead of asking the database three times per item. The write lock is
+    held for less Python work that way (issue 7: a holder starved of the
+    GIL by parsing threads ran others out of busy_timeout).
+    """
 
     def __init__(self, conn: Connection, now: datetime) -> None:
         self.conn = conn
@@ -121,34 +131,65 @@ class _Ingest:
             articles.c.id
         )
         self.insert_match = insert_ignore(conn, matches, "rule", "article_id").returning(
-            matches.c.id
+            matches.c.rule
         )
         # RETURNING, not rowcount: psycopg reports -1 for INSERT ... DO NOTHING.
         self.insert_key = insert_ignore(conn, story_keys, "key").returning(story_keys.c.key)
         self.insert_band = insert_ignore(conn, story_bands, "band", "hash")
         self.routes: list[dict[str, Any]] = []
         self.stats: dict[str, int] = {}
+        self.story_of: dict[str, int] = {}  # identity key -> its story
+        self.evaluated: dict[int, bool] = {}  # story -> evaluated
+        self.matched: dict[int, set[str]] = {}  # story -> rules (of interest) that matched it
+        self.rules: list[str] = []  # the rules of interest: those the items route
+        self.seen: set[int] = set()  # known stories seen again (last_seen_at moves)
+
+    def preload(self, prepared: Sequence[_Prepared]) -> None:
+        keys = sorted({k for p in prepared if not p.item.edit for k in p.keys})
+        self.rules = sorted({r.rule for p in prepared for r in p.item.routes})
+        for chunk in chunks(keys):
+            stmt = select(story_keys.c.key, story_keys.c.story_id).where(
+                story_keys.c.key.in_(chunk)
+            )
+            self.story_of.update((row.key, row.story_id) for row in self.conn.execute(stmt))
+        self.load_stories(set(self.story_of.values()))
+
+    def load_stories(self, ids: set[int]) -> None:
+        """Read ``evaluated`` and the rules of interest that matched, for
+        stories not read yet."""
+        wanted = sorted(i for i in ids if i not in self.evaluated)
+        for chunk in chunks(wanted):
+            rows = self.conn.execute(
+                select(stories.c.id, stories.c.evaluated).where(stories.c.id.in_(chunk))
+            )
+            for row in rows:
+                self.evaluated[row.id] = bool(row.evaluated)
+                self.matched.setdefault(row.id, set())
+            if self.rules:
+                stmt = (
+                    select(articles.c.story_id, matches.c.rule)
+                    .select_from(matches.join(articles, articles.c.id == matches.c.article_id))
+                    .where(articles.c.story_id.in_(chunk), matches.c.rule.in_(self.rules))
+                    .distinct()
+                )
+                for row in self.conn.execute(stmt):
+                    self.matched.setdefault(row.story_id, set()).add(row.rule)
 
     def resolve_story(self, prepared: _Prepared) -> tuple[int, bool, bool]:
         """(story id, known before, evaluated) for an article's keys."""
         conn, item = self.conn, prepared.item
-        found = conn.execute(
-            select(story_keys.c.story_id).where(story_keys.c.key.in_(prepared.keys))
-        ).scalars()
+        found = [self.story_of[k] for k in prepared.keys if k in self.story_of]
         story_id = min(found, default=None)
         if story_id is None and item.story_hint is not None:
             story_id = conn.execute(
                 select(stories.c.id).where(stories.c.id == item.story_hint)
             ).scalar_one_or_none()
+            if story_id is not None:
+                self.load_stories({story_id})
         if story_id is not None:
-            evaluated = conn.execute(
-                update(stories)
-                .where(stories.c.id == story_id)
-                .values(last_seen_at=self.now)
-                .returning(stories.c.evaluated)
-            ).scalar_one()
+            self.seen.add(story_id)
             self._add_keys(story_id, prepared.keys)
-            return story_id, True, bool(evaluated)
+            return story_id, True, self.evaluated.get(story_id, True)
         story_id = conn.execute(
             stories.insert()
             .values(
@@ -159,6 +200,8 @@ class _Ingest:
             )
             .returning(stories.c.id)
         ).scalar_one()
+        self.evaluated[story_id] = item.evaluated
+        self.matched[story_id] = set()
         won = self._add_keys(story_id, prepared.keys)
         if won < len(prepared.keys):
             # Another replica founded a story for one of these keys between
@@ -171,17 +214,28 @@ class _Ingest:
             if other is not None:
                 conn.execute(delete(story_keys).where(story_keys.c.story_id == story_id))
                 conn.execute(delete(stories).where(stories.c.id == story_id))
-                return int(other), True, True
+                other = int(other)
+                for key in prepared.keys:
+                    self.story_of[key] = other
+                self.load_stories({other})
+                self.seen.add(other)
+                return other, True, True
         return story_id, False, item.evaluated
 
     def _add_keys(self, story_id: int, keys: Sequence[str]) -> int:
-        """Record the story's keys; returns how many were new (a key taken
-        by another story stays with it)."""
-        rows = [{"key": k, "story_id": story_id, "created_at": self.now} for k in keys]
-        written = 0
-        for row in rows:
-            written += self.conn.execute(self.insert_key, row).first() is not None
-        return written
+        """Record the story's keys not known yet; returns how many were new
+        (a key taken by another story stays with it)."""
+        rows = [
+            {"key": k, "story_id": story_id, "created_at": self.now}
+            for k in keys
+            if k not in self.story_of
+        ]
+        if not rows:
+            return 0
+        won = set(self.conn.execute(self.insert_key, rows).scalars())
+        for key in won:
+            self.story_of[key] = story_id
+        return len(won)
 
     def rules_matched_before(self, story_id: int, rules: Sequence[str]) -> set[str]:
         """The rules among ``rules`` that matched some article of the story
@@ -197,18 +251,21 @@ class _Ingest:
         return set(self.conn.execute(stmt).scalars())
 
     def add_matches(self, prepared: _Prepared, article_id: int) -> int:
-        new = 0
-        for rule, explanation in prepared.matches:
-            row = {
+        rows = [
+            {
                 "rule": rule,
                 "article_id": article_id,
                 "explanation": explanation,
                 "matched_at": self.now,
             }
-            if self.conn.execute(self.insert_match, row).first() is not None:
-                new += 1
-                self.stats[rule] = self.stats.get(rule, 0) + 1
-        return new
+            for rule, explanation in prepared.matches
+        ]
+        if not rows:
+            return 0
+        inserted = list(self.conn.execute(self.insert_match, rows).scalars())
+        for rule in inserted:
+            self.stats[rule] = self.stats.get(rule, 0) + 1
+        return len(inserted)
 
     def add_routes(
         self, item: IngestItem, article_id: int, story_id: int, skip_rules: set[str]
@@ -247,10 +304,9 @@ class _Ingest:
             ).first()
             if row is None or row.story_id is None:
                 return None
-            evaluated = conn.execute(
-                select(stories.c.evaluated).where(stories.c.id == row.story_id)
-            ).scalar()
-            return int(row.id), int(row.story_id), False, True, bool(evaluated)
+            story_id = int(row.story_id)
+            self.load_stories({story_id})
+            return int(row.id), story_id, False, True, self.evaluated.get(story_id, False)
         story_id, known, evaluated = self.resolve_story(prepared)
         article_id = conn.execute(
             self.insert_article, {**prepared.article, "story_id": story_id}
@@ -281,12 +337,21 @@ class _Ingest:
                 self.conn.execute(
                     update(stories).where(stories.c.id == story_id).values(evaluated=True)
                 )
+                self.evaluated[story_id] = True
         else:
-            skip = self.rules_matched_before(story_id, rules)
+            skip = self.matched.get(story_id, set()) & set(rules)
         new_matches = self.add_matches(prepared, article_id)
+        self.matched.setdefault(story_id, set()).update(rule for rule, _ in prepared.matches)
         self.add_routes(item, article_id, story_id, skip)
         self.add_bands(item, story_id)
         return new_article, new_article and known, new_matches, story_id
+
+    def touch_seen(self) -> None:
+        """Known stories seen again: last_seen_at = now (retention)."""
+        for chunk in chunks(sorted(self.seen)):
+            self.conn.execute(
+                update(stories).where(stories.c.id.in_(chunk)).values(last_seen_at=self.now)
+            )
 
     def write_stats(self) -> None:
         day = self.now.strftime("%Y-%m-%d")
@@ -323,6 +388,7 @@ class ArticleLogMixin(Transactional):
                     .values(last_seen_at=now)
                 )
             step = _Ingest(conn, now)
+            step.preload(prepared)
             for p in prepared:
                 result = step.item(p)
                 if result is None:
@@ -334,6 +400,7 @@ class ArticleLogMixin(Transactional):
                 edited += p.item.edit
                 new_matches += n_matches
             new_outbox = insert_outbox(conn, step.routes)
+            step.touch_seen()
             step.write_stats()
             write_update(conn, update_)
             if new_articles:

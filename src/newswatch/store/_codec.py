@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from newswatch.model import Article, Explanation, Hit, NotificationKind
+from newswatch.notify.redact import mask_feed_url
 from newswatch.store.base import (
     KEEP,
     FeedState,
@@ -144,6 +145,10 @@ def feed_update_values(update: FeedUpdate) -> dict[str, Any]:
         value = getattr(update, name)
         if value is not KEEP:
             values[name] = value
+    if isinstance(values.get("moved_to"), str):
+        # A redirect target keeps the feed's query, which may be its token:
+        # the store keeps no URL it could leak (people see it masked anyway).
+        values["moved_to"] = mask_feed_url(values["moved_to"])
     if update.alerted_at is not KEEP:
         values["alerted_at"] = update.alerted_at
     return values

@@ -4,7 +4,8 @@ The rest of the store is plain SQLAlchemy Core that both backends run as is.
 What differs:
 
 - URLs: ``postgresql://`` means psycopg 3 here; ``sqlite:///path`` creates the
-  parent folder; ``sqlite://`` (memory) needs one shared connection.
+  file 0600 and its missing folders 0700; ``sqlite://`` (memory) needs one
+  shared connection.
 - SQLite connection setup: WAL, busy_timeout, foreign keys, and ``BEGIN
   IMMEDIATE`` for write transactions. The sqlite3 driver's own transaction
   handling is switched off (SQLAlchemy's documented recipe) so that a write
@@ -19,6 +20,7 @@ What differs:
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -28,10 +30,13 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, RootTransaction, make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
+
+from newswatch.store._busy import BusyWait
+from newswatch.store.errors import StateMissingError
 
 # SQLite waits this long for another writer's lock before "database is locked";
 # our write transactions are short (one feed's ingest, one claim), so 5 s is
@@ -95,7 +100,10 @@ def is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def make_engine(url: str | URL) -> Engine:
+def make_engine(url: str | URL, *, create: bool = True) -> Engine:
+    """An engine for ``url``. ``create``: a missing SQLite file is created
+    (0600, in folders made 0700); without it, a missing file is an error
+    and connections never change the file (read-only commands)."""
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
@@ -109,18 +117,49 @@ def make_engine(url: str | URL) -> Engine:
             )
         else:
             assert parsed.database is not None
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database).expanduser()
+            if create:
+                private_file(path)
+            elif not path.is_file():
+                raise StateMissingError(
+                    f"no state database at {path} yet: `newswatch run` or "
+                    "`newswatch poll --once` creates it"
+                )
             engine = create_engine(parsed)
     else:
         # A daemon outlives server restarts and idle timeouts.
         engine = create_engine(parsed, pool_pre_ping=True)
-    return prepare_engine(engine)
+    return prepare_engine(engine, read_only=not create)
 
 
-def prepare_engine(engine: Engine) -> Engine:
+def private_file(path: Path) -> None:
+    """Create ``path`` (empty, mode 0600) and its missing folders (0700) if
+    it does not exist; an existing file or folder keeps its mode.
+
+    The state holds what people watch and every article matched. SQLite
+    creates a database 0644 under the usual umask; an empty file is a
+    valid empty database, so it is created here first, and SQLite gives
+    its -wal and -shm files the database file's mode.
+    """
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made by a replica starting at the same time
+            continue
+        os.chmod(folder, 0o700)  # mkdir's mode is cut by the umask
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def prepare_engine(engine: Engine, *, read_only: bool = False) -> Engine:
     """Install the SQLite connection and transaction hooks (once per engine)."""
     if engine.dialect.name == "sqlite" and not getattr(engine, _PREPARED, False):
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", _sqlite_connect_read if read_only else _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         setattr(engine, _PREPARED, True)
     return engine
@@ -142,6 +181,17 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _sqlite_connect_read(dbapi_connection: Any, _record: Any) -> None:
+    """A reader's connection: no journal-mode change (a write). A database
+    in WAL mode is read in WAL mode anyway, without waiting for writers."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
 def _sqlite_begin(conn: Connection) -> None:
     write = conn.get_execution_options().get(_WRITE_OPTION, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -155,17 +205,30 @@ def serial_lock(engine: Engine) -> AbstractContextManager[Any]:
 
 
 @contextmanager
-def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
+def transaction(
+    engine: Engine, *, write: bool, wait: BusyWait | None = None
+) -> Iterator[Connection]:
     """A connection in one transaction, committed on success.
 
     ``write`` takes SQLite's write lock at BEGIN, so a read-then-update (a
-    claim) cannot interleave with another writer's.
+    claim) cannot interleave with another writer's. ``wait``: when another
+    process holds the lock past busy_timeout, start again (nothing was done
+    yet) until ``wait.limit``, then raise ``StateBusyError``.
     """
-    with engine.connect() as conn:
-        if write:
-            conn.execution_options(**{_WRITE_OPTION: True})
-        with conn.begin():
-            yield conn
+
+    def begin() -> tuple[Connection, RootTransaction]:
+        conn = engine.connect()
+        try:
+            if write:
+                conn.execution_options(**{_WRITE_OPTION: True})
+            return conn, conn.begin()
+        except BaseException:
+            conn.close()
+            raise
+
+    conn, tx = begin() if wait is None else wait.run(begin)
+    with conn, tx:
+        yield conn
 
 
 def lock_schema(conn: Connection) -> None:

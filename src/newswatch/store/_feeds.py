@@ -96,6 +96,7 @@ class FeedQueueMixin(Transactional):
         limit: int,
         *,
         skip_hosts: Sequence[str] = (),
+        owner: str | None = None,
     ) -> list[FeedState]:
         if limit <= 0:
             return []
@@ -124,7 +125,7 @@ class FeedQueueMixin(Transactional):
                 conn.execute(
                     update(feeds)
                     .where(feeds.c.feed_key.in_(picked))
-                    .values(lease_until=lease_until)
+                    .values(lease_until=lease_until, lease_owner=owner)
                     .returning(*feeds.c)
                 )
                 .mappings()
@@ -137,17 +138,19 @@ class FeedQueueMixin(Transactional):
         keys = list(dict.fromkeys(feed_keys))
         if not keys:
             return
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, quick=True) as conn:
             for chunk in chunks(keys):
                 conn.execute(
                     update(feeds).where(feeds.c.feed_key.in_(chunk)).values(lease_until=None)
                 )
 
     def renew_feeds(self, feed_keys: Sequence[str], lease_until: datetime) -> None:
+        """Extend the leases of feeds still being polled (a lease already
+        released by a recorded poll stays released)."""
         keys = list(dict.fromkeys(feed_keys))
         if not keys:
             return
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, quick=True) as conn:
             for chunk in chunks(keys):
                 conn.execute(
                     update(feeds)

@@ -261,6 +261,7 @@ class OutboxMixin(Transactional):
         limit: int,
         *,
         only: Sequence[int] | None = None,
+        owner: str | None = None,
     ) -> list[Notification]:
         if limit <= 0 or (only is not None and not only):
             return []
@@ -296,6 +297,7 @@ class OutboxMixin(Transactional):
                 .values(
                     status=NotificationStatus.SENDING.value,
                     lease_until=lease_until,
+                    lease_owner=owner,
                     attempts=n.attempts + 1,
                 )
             )
@@ -405,7 +407,7 @@ class OutboxMixin(Transactional):
         if not ids:
             return
         n = notifications.c
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, quick=True) as conn:
             for chunk in chunks(ids):
                 conn.execute(
                     update(notifications)
@@ -423,7 +425,7 @@ class OutboxMixin(Transactional):
         if not ids:
             return
         n = notifications.c
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, quick=True) as conn:
             for chunk in chunks(ids):
                 conn.execute(
                     update(notifications)

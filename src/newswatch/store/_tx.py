@@ -22,7 +22,12 @@ def chunks(items: Sequence[_T], size: int = IN_CHUNK) -> Iterator[Sequence[_T]]:
 
 
 class Transactional:
-    """A store role: each public method runs in one ``_tx`` transaction."""
+    """A store role: each public method runs in one ``_tx`` transaction.
 
-    def _tx(self, *, write: bool) -> AbstractContextManager[Connection]:
+    ``quick``: a write that need not wait for another process's lock beyond
+    SQLite's busy timeout (releasing or renewing leases, which expire
+    anyway): shutdown must not hang on a lock for a minute.
+    """
+
+    def _tx(self, *, write: bool, quick: bool = False) -> AbstractContextManager[Connection]:
         raise NotImplementedError

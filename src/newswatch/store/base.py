@@ -326,15 +326,17 @@ class FeedQueue(Protocol):
         limit: int,
         *,
         skip_hosts: Sequence[str] = (),
+        owner: str | None = None,
     ) -> list[FeedState]:
         """Atomically lease up to ``limit`` active feeds that are due and not
-        leased by someone else, most overdue first, none on ``skip_hosts``."""
+        leased by someone else, most overdue first, none on ``skip_hosts``.
+        ``owner`` (``newswatch.leases``) is recorded with each lease."""
 
     def release_feeds(self, feed_keys: Sequence[str]) -> None:
         """Drop leases without recording a poll (shutdown)."""
 
     def renew_feeds(self, feed_keys: Sequence[str], lease_until: datetime) -> None:
-        """Extend the leases of feeds still being polled (a slow ingest)."""
+        """Extend the leases of feeds still being polled."""
 
     def known_entries(self, feed_key: str, entry_keys: Sequence[str]) -> dict[str, KnownEntry]: ...
 
@@ -380,10 +382,11 @@ class Outbox(Protocol):
         limit: int,
         *,
         only: Sequence[int] | None = None,
+        owner: str | None = None,
     ) -> list[Notification]:
         """Lease due notifications (and ones whose lease expired: a crashed
         worker's), with their items built from their rows; ``only`` these
-        ids when given."""
+        ids when given. ``owner`` is recorded with each lease."""
 
     def mark_sent(self, notification_id: int, now: datetime, parts_sent: int = 0) -> None: ...
     def mark_retry(
@@ -458,6 +461,14 @@ class Mutes(Protocol):
     def mutes(self, now: datetime, *, include_ended: bool = False) -> list[Mute]: ...
 
 
-class Store(FeedQueue, ArticleLog, Outbox, DigestLedger, Locks, Mutes, Protocol):
-    def create_schema(self) -> None: ...
+class Leases(Protocol):
+    def lease_owners(self, now: datetime) -> set[str]:
+        """Owners of the feed and notification leases held at ``now``."""
+
+    def free_leases(self, owners: Sequence[str]) -> tuple[int, int]:
+        """End the leases of owners that are gone: (feeds, notifications) freed."""
+
+
+class Store(FeedQueue, ArticleLog, Outbox, DigestLedger, Locks, Mutes, Leases, Protocol):
+    def create_schema(self) -> int | None: ...
     def close(self) -> None: ...

@@ -81,6 +81,7 @@ def _v1_to_v2(conn: Connection) -> None:
         (c.title, None),
         (c.host, None),
         (c.active, true),
+        (c.lease_owner, None),
         (c.body_hash, None),
         (c.interval_s, None),
         (c.last_status, None),

@@ -30,11 +30,13 @@ from sqlalchemy.engine import Connection
 from newswatch.model import DeliveryMode
 from newswatch.store._dialect import BigId, UTCDateTime, lock_schema
 from newswatch.store.base import OutboxStatus
+from newswatch.store.errors import StateError, StateMissingError
 
 # 1: feeds, articles, matches, outbox (one row per rule, channel, story key).
 # 2: notifications of N items; outbox per (rule, target, story) with holds;
 #    stories with identity keys and LSH bands; digest-period ledger; locks;
-#    mutes; indexed counts; feed keys are hashes (no URL credentials stored).
+#    mutes; indexed counts; feed keys are hashes (no URL credentials stored);
+#    lease owners on feeds and notifications.
 SCHEMA_VERSION = 2
 
 # Stable constraint names, so a future migration can refer to them.
@@ -74,6 +76,9 @@ feeds = Table(
     Column("body_hash", String(64)),  # unchanged body: no parse, even without a 304
     Column("next_poll_at", UTCDateTime),
     Column("lease_until", UTCDateTime),
+    # Who holds the lease ("host:pid:token", newswatch.leases): a restart
+    # frees the leases of its dead predecessor at once (store._leases).
+    Column("lease_owner", String(160)),
     Column("interval_s", Integer),  # the adaptive interval in use
     Column("consecutive_errors", Integer, nullable=False, default=0),
     Column("last_error", Text),
@@ -193,6 +198,7 @@ notifications = Table(
     Column("parts_sent", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime),
     Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(160)),  # as feeds.lease_owner
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
     Column("last_error", Text),
@@ -301,8 +307,39 @@ rule_backfills = Table(
 )
 
 
-class SchemaVersionError(RuntimeError):
+class SchemaVersionError(StateError, RuntimeError):
     """The database's schema is one this code cannot use."""
+
+
+def _too_new(version: int) -> SchemaVersionError:
+    return SchemaVersionError(
+        f"the state database has schema version {version}, but this newswatch "
+        f"only knows up to {SCHEMA_VERSION}: upgrade newswatch (or point `state:` "
+        "at another database)"
+    )
+
+
+def check_schema(conn: Connection, where: str) -> int:
+    """The stored schema version, read without writing anything; raises
+    when it is not ``SCHEMA_VERSION`` (read-only commands never migrate)."""
+    stored = None
+    if conn.dialect.has_table(conn, meta.name):
+        stored = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+    if stored is None:
+        raise StateMissingError(
+            f"{where} holds no newswatch state yet: `newswatch run`, "
+            "`newswatch poll --once` or `newswatch migrate` creates it"
+        )
+    version = int(stored)
+    if version > SCHEMA_VERSION:
+        raise _too_new(version)
+    if version < SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the state database {where} has schema version {version}; this newswatch "
+            f"uses version {SCHEMA_VERSION}. Run `newswatch migrate` (or start "
+            "`newswatch run`, which upgrades it) first"
+        )
+    return version
 
 
 def _migrations() -> dict[int, Callable[[Connection], None]]:
@@ -312,8 +349,9 @@ def _migrations() -> dict[int, Callable[[Connection], None]]:
     return migrate.MIGRATIONS
 
 
-def create_schema(conn: Connection) -> None:
-    """Create missing tables and bring the schema to ``SCHEMA_VERSION``.
+def create_schema(conn: Connection) -> int | None:
+    """Create missing tables and bring the schema to ``SCHEMA_VERSION``;
+    returns the version found (None: a new database).
 
     Runs in the caller's (write) transaction; safe to call on every start and
     from several replicas at once.
@@ -323,14 +361,10 @@ def create_schema(conn: Connection) -> None:
     stored = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
     if stored is None:
         conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-        return
-    version = int(stored)
+        return None
+    found = version = int(stored)
     if version > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"the state database has schema version {version}, but this newswatch "
-            f"only knows up to {SCHEMA_VERSION}: upgrade newswatch (or point `state:` "
-            "at another database)"
-        )
+        raise _too_new(version)
     while version < SCHEMA_VERSION:
         step = _migrations().get(version)
         if step is None:
@@ -340,6 +374,7 @@ def create_schema(conn: Connection) -> None:
     conn.execute(
         meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
     )
+    return found
 
 
 # The article columns an Article is rebuilt from (``_codec.article_from_row``).
