@@ -367,7 +367,7 @@ class Poller:
                 feed_key=feed.key,
                 source=label,
                 tags=feed.tags,
-                base_url=link_base(fetch.url),
+                base_url=base,
             )
 
         fresh = [Fresh(article(c), c.content_hash, "new") for c in selection.new]
