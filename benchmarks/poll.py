@@ -1,262 +1,319 @@
-"""One poll cycle of many local feeds: wall time and CPU, first and second poll.
+"""Polling real feeds at scale: newswatch against reader and a bare loop.
 
-    .venv/bin/python benchmarks/poll.py [--feeds 200] [--items 30]
+    .venv/bin/pip install reader          # the comparison (not a dependency)
+    git clone https://github.com/kagisearch/fastfeedparser /tmp/ffp
+    .venv/bin/python benchmarks/poll.py --corpus /tmp/ffp/benchmark_data [--feeds 10000]
 
-A separate process serves N generated RSS feeds (30 items of ~1.5 KB each)
-on 127.0.0.1 with ETag / Last-Modified, so the measured process only does
-newswatch's work. Measured in the same run:
+Builds N renamed, varied copies of the ~200 real feeds of the corpus into a
+temporary folder (poll_corpus.py), and serves them from a loopback server in
+another process on 50 addresses (127.0.0.1-50: 50 hosts) with the mix of
+poll_server.py: 70% unchanged (304), 25% with new items on every poll, 5%
+slow, erroring or malformed. Then, each in a fresh process, side by side:
 
-- newswatch, first poll: fetch, parse, normalize, dedup, match (the example
-  rules), store every entry in a fresh SQLite file.
-- newswatch, second poll: every feed answers 304 Not Modified.
-- baseline: the straightforward loop a script would do, one feed after the
-  other: httpx GET + feedparser.parse on each, no store, no matching, no
-  conditional GET.
+- **newswatch**: the daemon's pool (store claims, per_host 2, 32 slots,
+  SQLite), a first cycle over every feed, then a steady-state cycle once
+  every feed is due again (``every: 10m``);
+- **reader** (lemon24/reader, PyPI): ``update_feeds(workers=W)``, twice;
+- **bare loop**: httpx conditional GETs with 32 at a time, no parsing, no
+  store: the floor.
 
-CPU is this process's user+system time (resource.getrusage), so the feed
-server's work is excluded. Prints a markdown table.
+Wall time and CPU seconds of each cycle (the process's own user+system time:
+the server is another process), peak RSS of each process, and the most
+connections any one host had open at once (the server counts). The
+steady-state CPU share is the steady cycle's CPU over the poll interval
+(one cycle per 10 minutes). Prints a markdown table and the targets.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import email.utils
-import hashlib
-import http.server
-import io
-import multiprocessing
-import platform
-import random
+import json
+import os
 import resource
-import socket
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+import urllib.request
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(HERE))
 
-WORDS = [
-    "Seoul",
-    "Russia",
-    "China",
-    "Japan",
-    "minister",
-    "talks",
-    "sanctions",
-    "missile",
-    "defense",
-    "economy",
-    "market",
-    "trade",
-    "summit",
-    "official",
-    "policy",
-    "nuclear",
-    "rail",
-    "energy",
-    "report",
-    "court",
-    "election",
-    "budget",
-    "council",
-    "weather",
-    "festival",
-    "technology",
-    "startup",
-    "industry",
+HOSTS = 50
+INTERVAL_S = 600  # every feed polled every 10 minutes
+RULES = [
+    ("russia-north-korea", 'Russia AND "North Korea"'),
+    ("ai", '"artificial intelligence" OR AI OR LLM'),
+    ("security", "vulnerability OR exploit OR breach"),
+    ("python", "Python NOT snake"),
 ]
 
 
-def make_feed(n: int, items: int) -> bytes:
-    rng = random.Random(n)
-    out = [
-        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>',
-        f"<title>Feed {n}</title><link>http://example.org/{n}</link>",
-    ]
-    base = datetime(2026, 11, 1, tzinfo=UTC)
-    for i in range(items):
-        title = " ".join(rng.choice(WORDS) for _ in range(8))
-        body = " ".join(rng.choice(WORDS) for _ in range(220))
-        date = email.utils.format_datetime(base + timedelta(minutes=n * items + i))
-        out.append(
-            f"<item><title>{escape(title)}</title>"
-            f"<link>http://example.org/{n}/{i}?utm_source=rss</link>"
-            f"<guid>feed{n}-item{i}</guid><pubDate>{date}</pubDate>"
-            f"<description>{escape(body)}</description></item>"
-        )
-    out.append("</channel></rss>")
-    return "".join(out).encode()
+# first: every feed new; steady: 25% with new items; quiet: every feed
+# unchanged (the server stops adding items), for the cost of a 304.
+PHASES = ("first", "steady", "quiet")
+PORT = [0]
 
 
-def serve(port_queue: Any, feeds: int, items: int) -> None:
-    bodies = {f"/feed/{n}.xml": make_feed(n, items) for n in range(feeds)}
-    etags = {k: '"' + hashlib.sha1(v).hexdigest() + '"' for k, v in bodies.items()}
-    modified = email.utils.format_datetime(datetime(2026, 11, 1, tzinfo=UTC), usegmt=True)
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on keep-alive
-
-        def do_GET(self) -> None:
-            body = bodies.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            if self.headers.get("If-None-Match") == etags[self.path]:
-                self.send_response(304)
-                self.send_header("ETag", etags[self.path])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
-            self.send_header("ETag", etags[self.path])
-            self.send_header("Last-Modified", modified)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
+def before_phase(phase: str) -> None:
+    if phase == "quiet":
+        with urllib.request.urlopen(f"http://127.0.0.1:{PORT[0]}/_freeze", timeout=10):
             pass
 
-    class Server(http.server.ThreadingHTTPServer):
-        # socketserver's default backlog of 5 overflows when 32 clients
-        # connect at once, and the kernel retries the dropped SYNs after 1 s.
-        request_queue_size = 256
 
-    server = Server(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    port_queue.put(server.server_address[1])
-    server.serve_forever()
+def feed_urls(folder: Path, port: int) -> list[str]:
+    names = (folder / "index.txt").read_text().split()
+    return [f"http://127.0.0.{n % HOSTS + 1}:{port}/{name}" for n, name in enumerate(names)]
 
 
-def measure(fn: Callable[[], Coroutine[Any, Any, Any]]) -> tuple[float, float, Any]:
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
-    t0 = time.perf_counter()
-    result = asyncio.run(fn())
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return wall, cpu, result
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--feeds", type=int, default=200)
-    ap.add_argument("--items", type=int, default=30)
-    args = ap.parse_args()
+# --------------------------------------------------------------------------- runners
+
+
+async def run_newswatch(urls: list[str], work: Path) -> dict[str, Any]:
+    import logging
+    from datetime import UTC, datetime, timedelta
 
     from newswatch.config import load_config
     from newswatch.daemon import App
 
-    queue: Any = multiprocessing.Queue()
-    proc = multiprocessing.Process(target=serve, args=(queue, args.feeds, args.items), daemon=True)
-    proc.start()
-    port = queue.get(timeout=30)
-    urls = [f"http://127.0.0.1:{port}/feed/{n}.xml" for n in range(args.feeds)]
-    with socket.create_connection(("127.0.0.1", port), timeout=5):
-        pass
-
-    rules = (
-        "rules:\n"
-        "  - {name: rnk, query: 'Russia AND \"North Korea\"', notify: [console]}\n"
-        "  - {name: sanctions, query: 'sanctions NEAR/3 Russia', notify: [console]}\n"
-        "  - {name: thaad, all: [missile, defense], none: [weather], notify: [console]}\n"
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("newswatch").setLevel(logging.ERROR)
+    cfg = work / "newswatch.yaml"
+    feeds = "\n".join(f'  - {{url: "{u}", every: 10m}}' for u in urls)
+    rules = "\n".join(f"  - {{name: {n}, query: '{q}'}}" for n, q in RULES)
+    cfg.write_text(
+        f"state: sqlite:///{work}/nw.db\n"
+        "poll: {concurrency: 32, per_host: 2, timeout: 20s, jitter: 0}\n"
+        f"feeds:\n{feeds}\nrules:\n{rules}\n"
     )
+    offset = timedelta(0)
 
-    def config(tmp: str, db: str, backfill: bool) -> Any:
-        cfg = Path(tmp) / f"{db}.yaml"
-        extra = ", backfill: all" if backfill else ""
-        feed_lines = "\n".join(f"  - {{url: '{u}'{extra}}}" for u in urls)
-        cfg.write_text(
-            f"state: sqlite:///{tmp}/{db}.db\n"
-            "poll: {concurrency: 32, per_host: 32, timeout: 30s}\n"
-            f"feeds:\n{feed_lines}\n"
-            "channels:\n  console: {type: console}\n" + rules,
-            encoding="utf-8",
+    def clock() -> datetime:
+        return datetime.now(UTC) + offset
+
+    loaded = load_config(cfg, env={})
+    out: dict[str, Any] = {}
+    async with App.open(loaded, clock=clock) as app:
+        for phase in PHASES:
+            before_phase(phase)
+            t0, c0 = time.monotonic(), cpu()
+            outcomes = await app.pool.run_due()
+            out[phase] = {
+                "wall": time.monotonic() - t0,
+                "cpu": cpu() - c0,
+                "feeds": len(outcomes),
+                "changed": sum(o.status == "updated" for o in outcomes),
+                "unchanged": sum(o.status in ("not_modified", "unchanged") for o in outcomes),
+                "failed": sum(o.failed for o in outcomes),
+            }
+            offset += timedelta(minutes=11)  # every feed due again
+    return out
+
+
+def run_reader(urls: list[str], work: Path, workers: int) -> dict[str, Any]:
+    import logging
+
+    from reader import make_reader
+
+    logging.getLogger("reader").setLevel(logging.CRITICAL)
+    r = make_reader(str(work / "reader.sqlite"))
+    for url in urls:
+        r.add_feed(url)
+    out: dict[str, Any] = {}
+    for phase in PHASES:
+        before_phase(phase)
+        t0, c0 = time.monotonic(), cpu()
+        results = list(r.update_feeds_iter(workers=workers, scheduled=False))
+        changed = sum(1 for x in results if x.updated_feed is not None and x.updated_feed.new)
+        errors = sum(1 for x in results if x.error is not None)
+        out[phase] = {
+            "wall": time.monotonic() - t0,
+            "cpu": cpu() - c0,
+            "feeds": len(results),
+            "changed": changed,
+            "failed": errors,
+        }
+    r.close()
+    return out
+
+
+async def run_bare(urls: list[str]) -> dict[str, Any]:
+    import httpx
+
+    etags: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    async with httpx.AsyncClient(limits=limits, timeout=20) as client:
+        gate = asyncio.Semaphore(32)
+
+        async def one(url: str) -> int:
+            async with gate:
+                headers = {"If-None-Match": etags[url]} if url in etags else {}
+                try:
+                    resp = await client.get(url, headers=headers)
+                except httpx.HTTPError:
+                    return 0
+                if "etag" in resp.headers:
+                    etags[url] = resp.headers["etag"]
+                return resp.status_code
+
+        for phase in PHASES:
+            before_phase(phase)
+            t0, c0 = time.monotonic(), cpu()
+            codes = await asyncio.gather(*(one(u) for u in urls))
+            out[phase] = {
+                "wall": time.monotonic() - t0,
+                "cpu": cpu() - c0,
+                "feeds": len(codes),
+                "unchanged": sum(c == 304 for c in codes),
+            }
+    return out
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def child(args: argparse.Namespace) -> None:
+    PORT[0] = args.port
+    urls = feed_urls(args.folder, args.port)
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{args.runner}-"))
+    if args.runner == "newswatch":
+        result = asyncio.run(run_newswatch(urls, work))
+    elif args.runner == "reader":
+        result = run_reader(urls, work, args.workers)
+    else:
+        result = asyncio.run(run_bare(urls))
+    print(json.dumps(result))
+
+
+def server_stats(port: int, reset: bool = False) -> dict[str, Any]:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{port}/{'_reset' if reset else '_stats'}", timeout=10
+    ) as resp:
+        data: dict[str, Any] = json.loads(resp.read())
+        return data
+
+
+def measure(runner: str, folder: Path, port: int, workers: int) -> dict[str, Any]:
+    server_stats(port, reset=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", runner, str(folder), str(port), str(workers)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    text = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        return {"error": f"exit status {status}"}
+    result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
+    result["rss_mb"] = usage.ru_maxrss / 1024
+    stats = server_stats(port)
+    result["max_per_host"] = max(stats["peak"].values(), default=0)
+    return result
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        ns = argparse.Namespace(
+            runner=sys.argv[2],
+            folder=Path(sys.argv[3]),
+            port=int(sys.argv[4]),
+            workers=int(sys.argv[5]),
         )
-        return load_config(cfg, env={})
+        child(ns)
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", type=Path, required=True, help="fastfeedparser's benchmark_data/")
+    ap.add_argument("--feeds", type=int, default=10_000)
+    ap.add_argument("--workers", type=int, default=16, help="reader's update_feeds(workers=...)")
+    ap.add_argument("--only", default="bare,newswatch,reader")
+    ap.add_argument("--port", type=int, default=18765)
+    args = ap.parse_args()
 
-    def cycle(loaded: Any) -> Callable[[], Coroutine[Any, Any, Any]]:
-        async def one_cycle() -> Any:
-            async with App.open(loaded, out=io.StringIO()) as app:
-                return await app.poller.poll_all()
+    from poll_corpus import build
 
-        return one_cycle
-
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = config(tmp, "plain", backfill=False)
-        # Same store file both times: the second cycle has every ETag.
-        wall_first, cpu_first, outcomes1 = measure(cycle(plain))
-        wall_304, cpu_304, outcomes2 = measure(cycle(plain))
-        # With backfill every entry is matched and its alerts queued.
-        wall_bf, cpu_bf, outcomes_bf = measure(cycle(config(tmp, "backfill", backfill=True)))
-
-    async def baseline() -> int:
-        import feedparser
-        import httpx
-
-        n = 0
-        async with httpx.AsyncClient() as client:
-            for url in urls:
-                body = (await client.get(url)).content
-                n += len(feedparser.parse(body).entries)
-        return n
-
-    wall_base, cpu_base, entries_base = measure(baseline)
-    proc.terminate()
-    proc.join(5)
-
-    new1 = sum(o.new_articles for o in outcomes1)
-    failed1 = sum(o.status == "failed" for o in outcomes1)
-    nm2 = sum(o.status == "not_modified" for o in outcomes2)
-    print(f"# poll cycle benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"python {platform.python_version()}, {platform.machine()}, {_cpu_model()}")
-    print(f"{args.feeds} feeds x {args.items} items, served from a separate process on loopback")
-    print("(each newswatch row includes opening the store and clients)\n")
-    print("| run | wall s | CPU s | feeds/s (wall) | result |")
-    print("|---|---:|---:|---:|---|")
-    print(
-        f"| newswatch first poll | {wall_first:.2f} | {cpu_first:.2f} "
-        f"| {args.feeds / wall_first:.0f} | {new1} new articles stored, {failed1} failed |"
+    folder = Path(tempfile.mkdtemp(prefix="bench-feeds-"))
+    build(args.corpus, folder, args.feeds)
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "poll_server.py"), str(folder), str(HOSTS), str(args.port)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    print(
-        f"| newswatch second poll (all 304) | {wall_304:.2f} | {cpu_304:.2f} "
-        f"| {args.feeds / wall_304:.0f} | {nm2} of {args.feeds} not modified |"
-    )
-    alerts = sum(o.new_alerts for o in outcomes_bf)
-    print(
-        f"| newswatch first poll, `backfill: all` (every entry matched) | {wall_bf:.2f} "
-        f"| {cpu_bf:.2f} | {args.feeds / wall_bf:.0f} | {alerts} alerts queued |"
-    )
-    print(
-        f"| baseline: sequential GET + feedparser | {wall_base:.2f} | {cpu_base:.2f} "
-        f"| {args.feeds / wall_base:.0f} | {entries_base} entries parsed, nothing stored |"
-    )
-    print(
-        f"\nfirst poll / baseline: wall {wall_first / wall_base:.2f}x, "
-        f"CPU {cpu_first / cpu_base:.2f}x"
-    )
-    print(
-        f"second poll / baseline: wall {wall_304 / wall_base:.2f}x, CPU {cpu_304 / cpu_base:.2f}x"
-    )
-
-
-def _cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+        assert server.stdout is not None
+        server.stdout.readline()  # "ready"
+        results = {r: measure(r, folder, args.port, args.workers) for r in args.only.split(",")}
+    finally:
+        server.terminate()
+        server.wait(10)
+    report(results, args)
+
+
+def changed_cpu(r: dict[str, Any]) -> float:
+    """CPU per changed feed in the steady cycle: its CPU less what its
+    unchanged and failed feeds cost at the quiet cycle's rate per feed."""
+    steady, quiet = r["steady"], r["quiet"]
+    per_quiet = quiet["cpu"] / max(quiet["feeds"], 1)
+    others = steady["feeds"] - steady.get("changed", 0)
+    return max(steady["cpu"] - per_quiet * others, 1e-9) / max(steady.get("changed", 0), 1)
+
+
+def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    print(f"\n{args.feeds} feeds on {HOSTS} loopback hosts; load {os.getloadavg()[0]:.2f}\n")
+    print(
+        "| system | cycle | wall s | CPU s | changed | unchanged | failed "
+        "| peak RSS MB | max conns/host |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        if "error" in r:
+            print(f"| {name} | failed: {r['error']} |")
+            continue
+        for phase in PHASES:
+            p = r[phase]
+            print(
+                f"| {name} | {phase} | {p['wall']:.1f} | {p['cpu']:.1f} | {p.get('changed', '')} "
+                f"| {p.get('unchanged', '')} | {p.get('failed', '')} | {r['rss_mb']:.0f} "
+                f"| {r['max_per_host']} |"
+            )
+    nw = results.get("newswatch")
+    if nw is None or "error" in nw:
+        return
+    steady = nw["steady"]
+    print("\nTargets:")
+    print(f"- steady cycle wall {steady['wall']:.1f} s (<= 60)")
+    print(f"- steady CPU share {100 * steady['cpu'] / INTERVAL_S:.1f}% of one core (<= 15%)")
+    print(f"- peak RSS {nw['rss_mb']:.0f} MB (<= 250)")
+    print(f"- first cycle wall {nw['first']['wall']:.1f} s (<= 300)")
+    print(f"- max connections per host {nw['max_per_host']} (<= 2)")
+    rd, bare = results.get("reader"), results.get("bare")
+    rd = None if rd is None or "error" in rd else rd
+    bare = None if bare is None or "error" in bare else bare
+    if rd is not None:
+        ratio = changed_cpu(nw) / changed_cpu(rd)
+        print(f"- CPU per changed feed, steady: {ratio:.2f}x reader's (<= 0.33)")
+        first = nw["first"]["cpu"] / rd["first"]["cpu"]
+        print(f"- first cycle CPU: {first:.2f}x reader's")
+    if bare is not None:
+        quiet = nw["quiet"]
+        per_nw = quiet["cpu"] / max(quiet["feeds"], 1)
+        per_bare = bare["quiet"]["cpu"] / max(bare["quiet"]["feeds"], 1)
+        ratio = per_nw / per_bare
+        print(f"- CPU per unchanged feed (quiet cycle): {ratio:.2f}x the bare loop's (<= 2x)")
+    if rd is not None:
+        quiet_ratio = nw["quiet"]["cpu"] / max(rd["quiet"]["cpu"], 1e-9)
+        print(f"- quiet cycle CPU: {quiet_ratio:.2f}x reader's")
 
 
 if __name__ == "__main__":

@@ -403,7 +403,15 @@ async def test_bad_feeds_are_reported_and_healthy_feed_still_alerts(
 async def test_rule_backfill_alerts_on_stored_articles_once(
     tmp_path: Path, feeds: FeedServer
 ) -> None:
-    feeds.route("/korea.xml", body=rss(seed_item()))
+    # The window is on publication time: the seed story (2016) is stored,
+    # but only the story published an hour ago is within `backfill: 24h`.
+    recent = Item(
+        title="Russia and North Korea open a bridge",
+        link="http://e.org/recent",
+        guid="recent",
+        published=datetime.now(UTC) - timedelta(hours=1),
+    )
+    feeds.route("/korea.xml", body=rss(recent, seed_item()))
     feeds.route("/hook", status=200)
     rules = tmp_path / "rules.yaml"
     rules.write_text("- {name: other, query: Busan, notify: [{channel: hook, group_wait: 0s}]}\n")
@@ -429,6 +437,7 @@ async def test_rule_backfill_alerts_on_stored_articles_once(
     async with App.open(reloaded) as app:
         await app.deliverer.drain()
     assert [r for b in feeds.json_bodies("/hook") for r in b["rules"]] == ["rnk"]
+    assert titles(feeds) == [recent.title]
 
     # ...once: a restart does not run it again.
     async with App.open(reloaded) as app:

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from feedserver import FeedServer
-from newswatch import poll
 from newswatch.config import load_config
 from newswatch.daemon import App, free_stale_leases
 from newswatch.leases import Owner, Renewer, pid_alive, stale_owners
 from newswatch.notify.deliver import DeliveryStats, more_at_once
+from newswatch.poll import pool as poll_pool
 from newswatch.store import SqlStore, open_store
 from samples import rss
 from store_helpers import MIN, T0, article, compose_each, ingest, item, specs
@@ -182,7 +182,7 @@ async def test_a_slow_poll_keeps_its_feed_lease(
 ) -> None:
     """A poll that outlasts FEED_LEASE (shortened to 3.3 s) renews its lease:
     another poller claims nothing meanwhile, and the feed is polled once."""
-    monkeypatch.setattr(poll, "FEED_LEASE", timedelta(seconds=3.3))
+    monkeypatch.setattr(poll_pool, "FEED_LEASE", timedelta(seconds=3.3))
     with FeedServer() as server:
         server.route("/slow.xml", body=rss(*[]), delay=4.0)
         config = tmp_path / "newswatch.yaml"
@@ -192,7 +192,7 @@ async def test_a_slow_poll_keeps_its_feed_lease(
             encoding="utf-8",
         )
         async with App.open(load_config(config, env={})) as app:
-            polling = asyncio.create_task(app.poller.poll_due())
+            polling = asyncio.create_task(app.pool.run_due())
             await asyncio.sleep(3.7)  # past the first lease
             now = datetime.now(UTC)
             stolen = await asyncio.to_thread(app.store.claim_due_feeds, now, now + MIN, 5)

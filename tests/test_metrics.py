@@ -204,7 +204,7 @@ def test_every_restart_only_setting_is_noticed() -> None:
     changed = {
         "state": {"state": "sqlite:///other.db"},
         "poll.concurrency": {"poll": {"concurrency": 2}},
-        "poll.per_host": {"poll": {"per_host": 2}},
+        "poll.per_host": {"poll": {"per_host": 3}},  # 2 is the default
         "poll.timeout": {"poll": {"timeout": "3s"}},
         "poll.max_bytes": {"poll": {"max_bytes": "1MiB"}},
         "poll.user_agent": {"poll": {"user_agent": "x"}},

@@ -7,13 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from newswatch.identity import content_hash, edited
 from newswatch.model import Article
 from newswatch.stories import Thresholds, compare, decide, signature, text_signature
 from newswatch.stories.shingles import shingle
@@ -219,13 +217,3 @@ def test_a_copy_that_adds_substantial_text_is_an_update() -> None:
 
 
 # --------------------------------------------------------------------------- edits
-
-
-def test_edited_entries_are_the_known_ones_whose_text_changed() -> None:
-    a = replace(art(SEED), entry_key="a")
-    b = replace(art(SEED), entry_key="b")
-    c = replace(art(SEED), entry_key="c")
-    new = replace(art(SEED), entry_key="new")
-    changed = replace(b, title="A title, updated")
-    known = {"a": content_hash(a), "b": content_hash(b), "c": None}
-    assert edited([a, changed, c, new], known) == [(changed, True), (c, False)]

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from feedserver import FeedServer
-from newswatch.config import load_config
+from newswatch.config import FeedConfig, load_config
+from newswatch.poll import FeedOutcome
 from newswatch.web.app import CSP
 from ops_helpers import (
     BAD_RULES,
@@ -135,13 +136,17 @@ async def test_readyz_fails_when_the_poll_loop_is_stuck_and_healthz_stays_ok(
 
         stuck = asyncio.Event()
 
-        async def hang() -> list[object]:
-            await stuck.wait()  # a poll cycle that never ends
-            return []
+        claimed = asyncio.Event()
 
-        run.app.poller.poll_due = hang  # type: ignore[method-assign]
+        async def hang(feed: FeedConfig, state: object) -> FeedOutcome:
+            claimed.set()
+            await stuck.wait()  # a feed that never finishes: the pool is stuck
+            return FeedOutcome(feed.key, feed.label, "not_modified")
+
+        run.app.poller.poll_one = hang  # type: ignore[assignment]
         limit = run.daemon.loop_limits()["poll"]
         assert limit < 1.5
+        await asyncio.wait_for(claimed.wait(), 20)  # the feed's next poll (it backs off)
         await asyncio.sleep(limit + 0.5)
         ready = await run.get("/readyz")
         assert ready.status_code == 503

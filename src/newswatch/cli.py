@@ -238,6 +238,7 @@ def _check_summary(loaded: LoadedConfig) -> dict[str, Any]:
 def _print_summary(
     loaded: LoadedConfig, summary: dict[str, Any], warnings: int, failed: bool
 ) -> None:
+
     config = loaded.config
     if failed:
         click.echo(f"{loaded.path}: {warnings} warning(s), failing with --strict")
@@ -251,7 +252,7 @@ def _print_summary(
         extra = f" tags={','.join(feed.tags)}" if feed.tags else ""
         extra += f" backfill={feed.backfill}" if feed.backfill else ""
         # Never the URL itself: it may carry credentials or a token.
-        where = feed.path if feed.path is not None else mask_feed_url(feed.url or "")
+        where = feed.path if feed.path is not None else mask_feed_url(feed.source)
         shown = feed.label if feed.label == where else f"{feed.label} ({where})"
         click.echo(f"    - {shown} every {every}{extra}")
     always = summary["rules_always_evaluated"]
@@ -281,14 +282,33 @@ def _print_json(
 @config_option
 @log_option
 @log_format_option
-@click.option("--once", is_flag=True, required=True, help="Poll every feed once, then exit.")
+@click.option("--once", is_flag=True, help="Poll every feed once, deliver, then exit.")
 @click.option("--dry-run", is_flag=True, help="Print matches; store and send nothing.")
-def poll(config_path: str, log_level: str, log_format: str, once: bool, dry_run: bool) -> None:
-    """Poll every feed once, match, deliver, and exit.
+@click.option(
+    "--fail-on",
+    type=click.Choice(["none", "any", "all"]),
+    default="any",
+    show_default=True,
+    help="Exit 1 when this many feeds failed (cron, CI).",
+)
+def poll(
+    config_path: str, log_level: str, log_format: str, once: bool, dry_run: bool, fail_on: str
+) -> None:
+    """Poll every feed once, match, deliver, and exit (`poll --once`).
 
+    Exit status 1 when a feed failed (--fail-on any, the default), only
+    when every feed failed (--fail-on all), or never (--fail-on none).
     With --dry-run, every entry of every feed is matched (seen or not) and
     the matches are printed; nothing is stored or sent.
     """
+    if not once:
+        click.echo(
+            "newswatch: `poll` runs one pass and exits: use `newswatch poll --once` "
+            "(add --dry-run to only print matches); to poll continuously, run the "
+            "daemon: `newswatch run`",
+            err=True,
+        )
+        raise SystemExit(2)
     from newswatch.daemon import App
 
     _setup_logging(log_level, log_format)
@@ -306,7 +326,7 @@ def poll(config_path: str, log_level: str, log_format: str, once: bool, dry_run:
                     for m in o.matches:
                         terms = ", ".join(m.explanation.terms)
                         click.echo(f"  [{m.rule}] {m.article.title} <{m.article.link}> ({terms})")
-                return 0
+                return _fail_code(fail_on, len(outcomes), sum(o.failed for o in outcomes))
             from newswatch.poll import summarize
 
             outcomes = await app.poller.poll_all()
@@ -314,37 +334,19 @@ def poll(config_path: str, log_level: str, log_format: str, once: bool, dry_run:
             click.echo(f"polled {summarize(outcomes)}; delivered: {stats}")
             for o in outcomes:
                 if o.error:
-                    what = "NOT RECORDED" if o.status == "deferred" else "FAILED"
+                    what = {"gone": "GONE", "deferred": "NOT RECORDED"}.get(o.status, "FAILED")
                     click.echo(f"  {o.name}: {what}: {o.error}", err=True)
-            return 0
+            return _fail_code(fail_on, len(outcomes), sum(o.failed for o in outcomes))
 
     raise SystemExit(asyncio.run(go()))
 
 
-@main.command()
-@config_option
-def feeds(config_path: str) -> None:
-    """Show each feed's state: last success, errors, next poll."""
-    loaded = _load(config_path)
-    with _open_state(loaded.config) as store:
-        states = {s.feed_key: s for s in store.feed_states()}
-    rows = [("FEED", "ARTICLES", "LAST SUCCESS", "ERRORS", "NEXT POLL", "LAST ERROR")]
-    for feed in loaded.config.feeds:
-        s = states.get(feed.key)
-        if s is None:
-            rows.append((feed.label, "0", "never", "0", "now", ""))
-            continue
-        rows.append(
-            (
-                feed.label,
-                str(s.articles),
-                _ago(s.last_success_at),
-                str(s.consecutive_errors),
-                _ago(s.next_poll_at),
-                (s.last_error or "")[:80],
-            )
-        )
-    _table(rows)
+def _fail_code(fail_on: str, total: int, failed: int) -> int:
+    if fail_on == "any":
+        return 1 if failed else 0
+    if fail_on == "all":
+        return 1 if total and failed == total else 0
+    return 0
 
 
 @main.command()
@@ -464,4 +466,4 @@ def _table(rows: Sequence[Sequence[str]], summary: str | None = None) -> None:
 
 # The delivery commands (outbox, channels, digest) and the operator commands
 # (mute, mutes, unmute, status) register on `main`.
-from newswatch import cli_delivery, cli_ops  # noqa: E402, F401
+from newswatch import cli_delivery, cli_feeds, cli_ops  # noqa: E402, F401

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
 import signal
-import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -35,6 +36,7 @@ from sqlalchemy.engine import make_url
 
 from newswatch.config import Config, LoadedConfig
 from newswatch.feeds.fetch import Fetcher
+from newswatch.feeds.parsepool import make_parser
 from newswatch.health import Heartbeats, loop_limit
 from newswatch.leases import Owner, pid_alive, stale_owners
 from newswatch.logs import config_secrets, cycle_line, secret_mask
@@ -44,7 +46,7 @@ from newswatch.notify.deliver import SEND_TIMEOUT, Deliverer, more_at_once
 from newswatch.notify.digests import run_digests
 from newswatch.notify.render import RenderContext
 from newswatch.notify.templates import Templates
-from newswatch.poll import Poller, Rules, feed_specs
+from newswatch.poll import FeedOutcome, LazyParser, Poller, PollPool, PollStats, Rules, feed_specs
 from newswatch.reloads import config_diff
 from newswatch.store.errors import StateBusyError
 from newswatch.store.sql import PRUNE_BATCH, SqlStore, open_store
@@ -124,6 +126,7 @@ class App:
     fetcher: Fetcher
     channels: dict[str, Channel]
     poller: Poller
+    pool: PollPool
     deliverer: Deliverer
     metrics: Metrics
     clock: Callable[[], datetime]
@@ -172,6 +175,21 @@ class App:
                 config.channels, http=http, out=out, tz=config.zone, render=render_context(loaded)
             )
             metrics = Metrics(version=newswatch_version(), store=store, clock=clock)
+            # Feeds are parsed in worker processes (one per core, each parse
+            # with a deadline), started on the first parse.
+            parser = LazyParser(make_parser)
+            stack.push_async_callback(parser.aclose)
+            poller = Poller(
+                parser=parser,
+                config=config,
+                rules=rules,
+                store=store,
+                fetcher=fetcher,
+                clock=clock,
+                rng=rng,
+                stats=PollStats(),
+                owner=str(owner),
+            )
             deliverer = Deliverer(
                 store,
                 channels,
@@ -188,15 +206,8 @@ class App:
                 http=http,
                 fetcher=fetcher,
                 channels=channels,
-                poller=Poller(
-                    config=config,
-                    rules=rules,
-                    store=store,
-                    fetcher=fetcher,
-                    clock=clock,
-                    rng=rng,
-                    owner=str(owner),
-                ),
+                poller=poller,
+                pool=PollPool(poller, slots=poll.concurrency, per_host=poll.per_host),
                 deliverer=deliverer,
                 metrics=metrics,
                 clock=clock,
@@ -286,6 +297,10 @@ class Daemon:
         http: bool = True,
     ) -> None:
         self.app = app
+        app.pool.tick = poll_tick.total_seconds()
+        app.pool.on_cycle = self._poll_cycle
+        app.pool.on_outcome = self._polled
+        app.pool.on_beat = self._poll_beat
         self._periods = {
             "poll": poll_tick,
             "deliver": deliver_tick,
@@ -495,7 +510,7 @@ class Daemon:
         self._tasks[name] = task
 
     async def _tick_poll(self) -> None:
-        self._start("poll", self._poll_once)
+        self._start("poll", self._poll_loop)
 
     async def _tick_deliver(self) -> None:
         self._start("deliver", self._deliver_once)
@@ -506,24 +521,31 @@ class Daemon:
     async def _tick_maintenance(self) -> None:
         self._start("maintenance", self._prune_once)
 
-    async def _poll_once(self) -> None:
-        started = time.perf_counter()
+    async def _poll_loop(self) -> None:
+        """The poll pool, until stopped; the poll tick restarts it if it
+        ever fails (the failure is logged, feeds in flight are released)."""
         try:
-            outcomes = await self.app.poller.poll_due()
-        except StateBusyError as exc:
-            log.warning("poll tick skipped: %s", exc)
-            return
+            await self.app.pool.run(self._stop)
         except Exception:
-            log.exception("poll tick failed")
-            return
-        if outcomes:
-            seconds = time.perf_counter() - started
-            level, line = cycle_line(outcomes, seconds)
-            log.log(level, "%s", line)
-            self.app.metrics.poll_cycle(cycle_from_outcomes(outcomes, seconds))
-            # New alerts should not wait for the next deliver tick.
-            if any(o.new_alerts for o in outcomes):
-                self._start("deliver", self._deliver_once)
+            log.exception("the poll pool failed; restarting it on the next tick")
+
+    def _poll_beat(self) -> None:
+        # The pool runs for good: each turn of its loop is progress.
+        self.heartbeats.started("poll")
+        self.heartbeats.finished("poll")
+
+    def _polled(self, outcome: FeedOutcome) -> None:
+        # New alerts should not wait for the next deliver tick.
+        if outcome.new_alerts:
+            self._start("deliver", self._deliver_once)
+
+    def _poll_cycle(self, outcomes: Sequence[FeedOutcome], seconds: float) -> None:
+        """One line and the metrics for each pass over the due feeds."""
+        level, line = cycle_line(outcomes, seconds)
+        log.log(level, "%s", line)
+        cycle = cycle_from_outcomes(outcomes, seconds)
+        rules = Counter(rule for o in outcomes for rule in o.matched_rules)
+        self.app.metrics.poll_cycle(dataclasses.replace(cycle, matches=dict(rules)))
 
     async def _deliver_once(self) -> None:
         deliverer = self.app.deliverer

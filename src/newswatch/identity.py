@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -61,30 +60,6 @@ def title_key(title: str, published: datetime | None) -> str | None:
     if len(words) < TITLE_KEY_MIN_CHARS or len(words.split()) < TITLE_KEY_MIN_WORDS:
         return None
     return "t:" + _digest(f"{words}\0{published.date().isoformat()}")
-
-
-def content_hash(article: Article) -> str:
-    """What an edit changes: the hash of the entry's title and text."""
-    return _digest("\0".join((article.title, article.summary, article.content)))
-
-
-def edited(
-    articles: Sequence[Article], known_hashes: Mapping[str, str | None]
-) -> list[tuple[Article, bool]]:
-    """The known entries whose text changed: (article, has a baseline).
-
-    ``known_hashes``: entry key -> the content hash stored with it. An entry
-    stored without one (by a version that did not keep it) has no baseline:
-    it is recorded, never treated as an edit that could alert.
-    """
-    out = []
-    for article in articles:
-        if article.entry_key not in known_hashes:
-            continue
-        stored = known_hashes[article.entry_key]
-        if stored != content_hash(article):
-            out.append((article, stored is not None))
-    return out
 
 
 def identity_keys(article: Article) -> tuple[str, ...]:

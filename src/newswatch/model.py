@@ -192,6 +192,9 @@ class NotificationKind(enum.StrEnum):
     DIGEST = "digest"  # a scheduled digest period
     SUMMARY = "summary"  # items held back (throttle, quiet hours, a mute), released together
     TEST = "test"  # `newswatch channels test`
+    # A message to the operator (`admin_channel`): a feed failing for long,
+    # or back. No items; ``reason`` is the text.
+    OPERATOR = "operator"
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,6 +174,7 @@ def _backtest(
     config: Config, index: RuleIndex, names: list[str], since: timedelta, as_json: bool
 ) -> int:
     from newswatch.daemon import state_url
+    from newswatch.schedule import in_window
     from newswatch.store.sql import open_store
 
     cutoff = datetime.now(UTC) - since
@@ -183,6 +184,10 @@ def _backtest(
     total = 0
     with open_store(state_url(config), read_only=True) as store:
         for article in store.iter_articles(cutoff):
+            # The window is on publication time (first seen without one): a
+            # post from 2019 found yesterday is not from the last 24 hours.
+            if not in_window(article, cutoff, first_seen=cutoff):
+                continue
             total += 1
             for m in index.match(article):
                 if m.rule in wanted:

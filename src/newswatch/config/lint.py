@@ -96,6 +96,8 @@ def _empty(config: Config, warn: _Warner) -> None:
 
 def is_local_feed(feed: FeedConfig) -> bool:
     """A local file, or a URL on this machine (127.0.0.0/8, ::1, localhost)."""
+    if feed.google_news is not None:
+        return False
     if feed.path is not None or feed.url is None:
         return True
     try:
@@ -122,7 +124,7 @@ def feed_label(feed: FeedConfig) -> str:
     if feed.name:
         return feed.name
     if feed.url is None:
-        return feed.path or "?"
+        return feed.label if feed.google_news is not None else feed.path or "?"
     try:
         parts = urlsplit(feed.url)
         host = parts.hostname or ""

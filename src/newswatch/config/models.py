@@ -123,7 +123,10 @@ class _Frozen(BaseModel):
 class PollSettings(_Frozen):
     every: Duration = timedelta(minutes=10)
     concurrency: int = Field(default=32, ge=1, le=1024)
-    per_host: int = Field(default=4, ge=1, le=256)
+    # Concurrent connections to one host. Two is what browsers and reader's
+    # politeness guides allow a background client; a newsroom's 300 feeds on
+    # one publisher must not look like an attack.
+    per_host: int = Field(default=2, ge=1, le=256)
     timeout: Duration = timedelta(seconds=20)
     max_bytes: Size = 10 * 1024 * 1024
     # Each feed's next poll is spread by up to this fraction of its interval so
@@ -131,23 +134,40 @@ class PollSettings(_Frozen):
     jitter: float = Field(default=0.1, ge=0, le=0.5)
     # Back off a failing feed: interval * 2**errors, capped here.
     max_backoff: Duration = timedelta(hours=6)
+    # Feeds without `every:` adapt to how often they publish, within these.
+    min_interval: Duration = timedelta(minutes=5)
+    max_interval: Duration = timedelta(hours=6)
     user_agent: str | None = None
+
+
+GOOGLE_NEWS_SEARCH = "https://news.google.com/rss/search"
 
 
 class FeedConfig(_Frozen):
     url: str | None = None
     path: str | None = None
+    # A Google News search feed: the query, and its language/region options.
+    google_news: str | None = None
+    hl: str = "en-US"
+    gl: str = "US"
+    ceid: str | None = None
     name: str | None = None
     every: Duration | None = None
     tags: tuple[str, ...] = ()
     backfill: Backfill = None
     # Let redirects leave for loopback, private and link-local addresses (SSRF guard).
     allow_private: bool = False
+    # Fetch each new entry's article page and match its main text (an extra:
+    # pip install 'newswatch[fulltext]'); on any failure the summary is used.
+    full_text: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> FeedConfig:
-        if (self.url is None) == (self.path is None):
-            raise ValueError("a feed needs exactly one of 'url' or 'path'")
+        given = [k for k in ("url", "path", "google_news") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a feed needs exactly one of 'url', 'path' or 'google_news'")
+        if self.google_news is not None and not self.google_news.strip():
+            raise ValueError("google_news needs a search query")
         if self.url is not None and not re.match(r"^(https?|file)://", self.url):
             shown = mask_feed_url(self.url)  # the URL may carry credentials
             raise ValueError(f"feed url {shown!r} must start with http://, https:// or file://")
@@ -158,6 +178,8 @@ class FeedConfig(_Frozen):
         """Where the feed is read from: the URL, or file:// + absolute path."""
         if self.url is not None:
             return self.url
+        if self.google_news is not None:
+            return google_news_url(self.google_news, hl=self.hl, gl=self.gl, ceid=self.ceid)
         assert self.path is not None
         return Path(self.path).resolve().as_uri()
 
@@ -177,11 +199,26 @@ class FeedConfig(_Frozen):
             return self.name
         if self.url is not None:
             return mask_feed_url(self.url)
+        if self.google_news is not None:
+            return f"Google News: {self.google_news.strip()}"
         return self.path or "?"
 
     @property
     def display_name(self) -> str:
         return self.label
+
+
+def google_news_url(
+    query: str, *, hl: str = "en-US", gl: str = "US", ceid: str | None = None
+) -> str:
+    """The RSS search feed of Google News for ``query`` (its own syntax:
+    quotes, OR, -word, when:7d) in language ``hl`` and region ``gl``;
+    ``ceid`` defaults to ``GL:lang`` as Google's own links write it."""
+    from urllib.parse import urlencode
+
+    edition = ceid or f"{gl}:{hl.split('-', 1)[0]}"
+    query_string = urlencode({"q": query.strip(), "hl": hl, "gl": gl, "ceid": edition})
+    return f"{GOOGLE_NEWS_SEARCH}?{query_string}"
 
 
 # --------------------------------------------------------------------------- channels
@@ -598,6 +635,10 @@ class Config(_Frozen):
     # A folder of jinja2 templates overriding the shipped ones (by name).
     templates: str | None = None
     digest_defaults: DigestDefaults = DigestDefaults()
+    # Where operator notices go (a feed failing for longer than
+    # feed_alert_after, and its recovery): a channel name.
+    admin_channel: str | None = None
+    feed_alert_after: Duration = timedelta(hours=24)
     # The HTTP listener (status page, metrics, health); None: off.
     http: HttpSettings | None = None
     # On SIGTERM, sends in flight get this long to finish before they are
@@ -612,6 +653,16 @@ class Config(_Frozen):
         if v == "all":
             raise ValueError("use a duration such as 90d, or none to keep everything")
         return v
+
+    @model_validator(mode="after")
+    def _admin_channel_exists(self) -> Config:
+        if self.admin_channel is not None and self.admin_channel not in self.channels:
+            known = ", ".join(sorted(self.channels)) or "none"
+            raise ValueError(
+                f"admin_channel {self.admin_channel!r} is not a configured channel "
+                f"(channels: {known})"
+            )
+        return self
 
     @property
     def zone(self) -> ZoneInfo:

@@ -16,6 +16,7 @@ from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
+from newswatch.feeds.googlenews import unwrap_google_news
 from newswatch.identity import normalize_title
 from newswatch.model import Article, ParsedEntry, ParsedFeed
 
@@ -486,7 +487,8 @@ def normalize_entry(
     ``base_url`` (the fetched document's URL) resolves relative links; links
     that are not http(s) are dropped because they end up clickable in alerts.
     """
-    link = _safe_link(entry.link, base_url)
+    # A Google News entry links through Google; identity needs the publisher.
+    link = unwrap_google_news(_safe_link(entry.link, base_url))
     canonical = canonical_url(link) if link else ""
     key = entry_key(entry)
     return Article(

@@ -399,7 +399,11 @@ def sample_notifications() -> list[Notification]:
     period = Period(at.replace(day=4), at, "daily 08:00", late=True)
     out = []
     for kind in NotificationKind:
-        count = {NotificationKind.ALERT: 1, NotificationKind.TEST: 0}.get(kind, 2)
+        count = {
+            NotificationKind.ALERT: 1,
+            NotificationKind.TEST: 0,
+            NotificationKind.OPERATOR: 0,
+        }.get(kind, 2)
         items = (item,) * count
         out.append(
             Notification(
@@ -410,7 +414,10 @@ def sample_notifications() -> list[Notification]:
                 items=items,
                 created_at=at,
                 period=period if kind is NotificationKind.DIGEST else None,
-                reason="held back: throttled" if kind is NotificationKind.SUMMARY else None,
+                reason={
+                    NotificationKind.SUMMARY: "held back: throttled",
+                    NotificationKind.OPERATOR: "feed Sample has been failing for 25 h",
+                }.get(kind),
                 more=2 if kind is NotificationKind.SUMMARY else 0,
             )
         )

@@ -18,6 +18,9 @@ from newswatch.store._tx import Transactional, chunks
 from newswatch.store.base import FeedSpec, FeedState, FeedUpdate, KnownEntry
 from newswatch.store.schema import articles, feeds
 
+# Feed statuses that claims skip (the row stays, for listings).
+NOT_POLLED = ("gone", "disabled")
+
 
 def new_feed(feed_key: str, now: datetime, label: str | None = None) -> dict[str, Any]:
     return {
@@ -101,6 +104,8 @@ class FeedQueueMixin(Transactional):
             select(feeds.c.feed_key)
             .where(
                 feeds.c.active.is_(True),
+                # 410 Gone and disabled feeds stay listed but are not polled.
+                feeds.c.status.not_in(list(NOT_POLLED)),
                 or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now),
                 or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < now),
             )

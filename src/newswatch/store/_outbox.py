@@ -239,6 +239,23 @@ class OutboxMixin(Transactional):
 
     # --- delivering
 
+    def queue_notice(self, channel: str, key: str, text: str, now: datetime) -> int | None:
+        with self._tx(write=True) as conn:
+            taken = conn.execute(
+                select(notifications.c.id).where(notifications.c.key == key)
+            ).first()
+            if taken is not None:
+                return None
+            return insert_notification(
+                conn,
+                key=key,
+                channel=channel,
+                kind=NotificationKind.OPERATOR,
+                now=now,
+                items=0,
+                reason=text,
+            )
+
     def claim_notifications(
         self,
         now: datetime,
