@@ -46,7 +46,7 @@ LEAD_SHINGLES: Final = 25
 # 1 - (1 - s**r)**b: for the body's 9 x 3, 0.89 at s = 0.6 and 0.03 at
 # s = 0.15 (two stories of one topic). Each band is a row in story_bands
 # (12 per article: docs/benchmarks.md has the storage and the measured
-# recall; D-stories-1 why not 2 or 4 rows).
+# recall; D50 why not 2 or 4 rows).
 LEAD_BANDS: Final = 3
 BODY_BANDS: Final = 9
 ROWS: Final = 3
