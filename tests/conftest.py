@@ -6,12 +6,14 @@ import functools
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 import sqlalchemy as sa
+
+from newswatch.store import SqlStore, open_store
 
 PG_URL = os.environ.get("NEWSWATCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -56,3 +58,26 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line("")
     for line in matrix.lines():
         terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[SqlStore]:
+    """An open store on ``store_url`` (both backends), closed afterwards."""
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def open_stores(store_url: str) -> Iterator[Callable[[int], list[SqlStore]]]:
+    """Several stores on one database, as separate processes or replicas would be."""
+    opened: list[SqlStore] = []
+
+    def make(n: int) -> list[SqlStore]:
+        new = [open_store(store_url) for _ in range(n)]
+        opened.extend(new)
+        return new
+
+    yield make
+    for s in opened:
+        s.close()

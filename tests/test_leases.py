@@ -8,7 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,18 +19,11 @@ from newswatch.daemon import App, free_stale_leases
 from newswatch.leases import Owner, Renewer, pid_alive, stale_owners
 from newswatch.notify.deliver import DeliveryStats, more_at_once
 from newswatch.poll import pool as poll_pool
-from newswatch.store import SqlStore, open_store
+from newswatch.store import SqlStore
 from samples import rss
 from store_helpers import MIN, T0, article, compose_each, ingest, item, specs
 
 ME = Owner("box", 100, "aaaa")
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[SqlStore]:
-    s = open_store(store_url)
-    yield s
-    s.close()
 
 
 def dead_pid() -> int:

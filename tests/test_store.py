@@ -10,7 +10,7 @@ test_store_outbox.py.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta, timezone
 from pathlib import Path
 
@@ -46,29 +46,6 @@ from store_helpers import (
     specs,
     update,
 )
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[SqlStore]:
-    s = open_store(store_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def open_stores(store_url: str) -> Iterator[Callable[[int], list[SqlStore]]]:
-    """Several stores on one database, as separate processes or replicas would be."""
-    opened: list[SqlStore] = []
-
-    def make(n: int) -> list[SqlStore]:
-        new = [open_store(store_url) for _ in range(n)]
-        opened.extend(new)
-        return new
-
-    yield make
-    for s in opened:
-        s.close()
-
 
 # --- schema and lifecycle
 

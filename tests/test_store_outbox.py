@@ -4,7 +4,7 @@ periods, locks and mutes, on real SQLite files and a real PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -19,7 +19,6 @@ from newswatch.store import (
     NotificationStatus,
     OutboxStatus,
     SqlStore,
-    open_store,
 )
 from store_helpers import (
     DAY,
@@ -33,27 +32,6 @@ from store_helpers import (
     item,
     race,
 )
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[SqlStore]:
-    s = open_store(store_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def open_stores(store_url: str) -> Iterator[Callable[[int], list[SqlStore]]]:
-    opened: list[SqlStore] = []
-
-    def make(n: int) -> list[SqlStore]:
-        new = [open_store(store_url) for _ in range(n)]
-        opened.extend(new)
-        return new
-
-    yield make
-    for s in opened:
-        s.close()
 
 
 def compose_all(store: SqlStore, at: object = T0, channel: str = "slack") -> int:

@@ -4,7 +4,6 @@ real SQLite files and a real PostgreSQL."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,6 @@ import sqlalchemy as sa
 from newswatch.store import HoldRows, SqlStore, open_store
 from newswatch.store._stats import SPARK_DAYS
 from store_helpers import DAY, MIN, T0, article, compose_each, ingest, item, specs, update
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[SqlStore]:
-    s = open_store(store_url)
-    yield s
-    s.close()
 
 
 def test_ping_answers(store: SqlStore) -> None:

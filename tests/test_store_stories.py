@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -37,27 +37,6 @@ OTHER_MEETING = (
     "\"We share the view that North Korea's nuclear and missile programmes are a direct "
     'threat to peace in Northeast Asia," Yun told reporters.'
 )
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[SqlStore]:
-    s = open_store(store_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def open_stores(store_url: str) -> Iterator[Callable[[int], list[SqlStore]]]:
-    opened: list[SqlStore] = []
-
-    def make(n: int) -> list[SqlStore]:
-        new = [open_store(store_url) for _ in range(n)]
-        opened.extend(new)
-        return new
-
-    yield make
-    for s in opened:
-        s.close()
 
 
 def copy(

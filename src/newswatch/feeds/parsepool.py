@@ -105,7 +105,13 @@ def _abandoned(deadline: float) -> FeedParseError:
 
 class InlineParser:
     """``Parser`` in a thread of this process; a late parse is abandoned
-    (the caller gets the error at the deadline) but runs on to its end."""
+    (the caller gets the error at the deadline) but runs on to its end.
+
+    At most ``limit`` parses run at once (default: one per core): more would
+    not run faster under the GIL, and each holds a whole parse tree."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self._gate = asyncio.Semaphore(limit or os.cpu_count() or 1)
 
     async def parse(
         self,
@@ -116,11 +122,14 @@ class InlineParser:
         deadline: float,
         label: str | None = None,
     ) -> ParsedFeed:
-        work = asyncio.to_thread(parse_feed, body, url=url, content_type=content_type, label=label)
-        try:
-            return await asyncio.wait_for(work, deadline)
-        except TimeoutError:
-            raise _abandoned(deadline) from None
+        async with self._gate:
+            work = asyncio.to_thread(
+                parse_feed, body, url=url, content_type=content_type, label=label
+            )
+            try:
+                return await asyncio.wait_for(work, deadline)
+            except TimeoutError:
+                raise _abandoned(deadline) from None
 
     async def __aenter__(self) -> Self:
         return self

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit, urlunsplit
 
 MASK = "****"
 
@@ -25,42 +25,45 @@ ERROR_MAX = 300
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
-def mask_url(url: str) -> str:
-    """``https://hooks.example.com/****``: scheme, host and port; the rest masked."""
+def _origin(url: str) -> tuple[SplitResult, str] | None:
+    """The split URL and its ``scheme://host[:port]`` without credentials;
+    None when it has no scheme or host (or does not parse)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port
     except ValueError:
-        return MASK
+        return None
     if not parts.scheme or not host:
-        return MASK
+        return None
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port is None else f"{host}:{port}"
+    return parts, f"{parts.scheme}://{netloc}"
+
+
+def mask_url(url: str) -> str:
+    """``https://hooks.example.com/****``: scheme, host and port; the rest masked."""
+    found = _origin(url)
+    if found is None:
+        return MASK
+    parts, origin = found
     hidden = parts.path not in ("", "/") or parts.query or parts.fragment or parts.password
-    return f"{parts.scheme}://{netloc}/{MASK}" if hidden else f"{parts.scheme}://{netloc}/"
+    return f"{origin}/{MASK}" if hidden else f"{origin}/"
 
 
 def mask_feed_url(url: str) -> str:
     """A feed URL fit to show people: no credentials, every query value
     masked, the path kept (it names the feed): ``host/rss.xml?token=****``."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
+    found = _origin(url)
+    if found is None:
         return MASK
-    if not parts.scheme or not host:
-        return MASK
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = host if port is None else f"{host}:{port}"
+    parts, origin = found
     query = "&".join(
         f"{key}={MASK}" if value else key
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
     )
-    return f"{parts.scheme}://{netloc}{parts.path or '/'}" + (f"?{query}" if query else "")
+    return f"{origin}{parts.path or '/'}" + (f"?{query}" if query else "")
 
 
 def link_base(url: str) -> str:

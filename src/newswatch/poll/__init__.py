@@ -3,7 +3,7 @@ intents (``execute``), a continuous worker pool (``pool``), rule backfills
 (``backfill``) and in-process counters (``stats``)."""
 
 from newswatch.poll.decide import PollIntent, decide_poll
-from newswatch.poll.execute import LazyParser, Poller, ThreadParser
+from newswatch.poll.execute import LazyParser, Poller
 from newswatch.poll.outcome import FeedOutcome, Rules, feed_specs, summarize
 from newswatch.poll.pool import PollPool
 from newswatch.poll.stats import PollStats
@@ -16,7 +16,6 @@ __all__ = [
     "PollStats",
     "Poller",
     "Rules",
-    "ThreadParser",
     "decide_poll",
     "feed_specs",
     "summarize",

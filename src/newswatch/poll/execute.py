@@ -17,18 +17,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 from newswatch.config import Config, FeedConfig
 from newswatch.feeds.discover import discover_feeds
 from newswatch.feeds.fetch import Fetcher, host_key
 from newswatch.feeds.normalize import normalize_entry
-from newswatch.feeds.parse import FeedParseError, body_digest, declared_interval, parse_feed
+from newswatch.feeds.parse import FeedParseError, body_digest, declared_interval
+from newswatch.feeds.parsepool import InlineParser, Parser
 from newswatch.model import Article, FetchResult, ParsedFeed
 from newswatch.notify.redact import link_base
 from newswatch.poll.decide import (
@@ -68,21 +68,6 @@ FLUSH_AFTER: Final = timedelta(seconds=0.5)
 PARSE_DEADLINE: Final = 20.0
 
 
-class Parser(Protocol):
-    """Parses a body off the event loop, within ``deadline`` seconds
-    (``feeds.parsepool``'s pool and inline parser have this shape)."""
-
-    async def parse(
-        self,
-        body: bytes,
-        *,
-        url: str,
-        content_type: str | None,
-        deadline: float,
-        label: str | None = None,
-    ) -> ParsedFeed: ...
-
-
 class LazyParser:
     """A parser made on the first parse (``feeds.parsepool.make_parser``:
     worker processes): an App that never parses starts no process."""
@@ -117,33 +102,11 @@ class LazyParser:
         if parser is not None:
             await parser.__aexit__(None, None, None)
 
+    async def __aenter__(self) -> Self:
+        return self
 
-class ThreadParser:
-    """``parse_feed`` in a worker thread, one per core at a time (more would
-    not run faster under the GIL, and each holds a whole parse tree); a parse
-    past its deadline is abandoned (the thread runs on, the feed fails with
-    that reason)."""
-
-    def __init__(self, limit: int | None = None) -> None:
-        self._gate = asyncio.Semaphore(limit or os.cpu_count() or 1)
-
-    async def parse(
-        self,
-        body: bytes,
-        *,
-        url: str,
-        content_type: str | None,
-        deadline: float,
-        label: str | None = None,
-    ) -> ParsedFeed:
-        async with self._gate:
-            work = asyncio.to_thread(
-                parse_feed, body, url=url, content_type=content_type, label=label
-            )
-            try:
-                return await asyncio.wait_for(work, deadline)
-            except TimeoutError:
-                raise FeedParseError(f"parse took longer than {deadline:g}s; abandoned") from None
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 def policy_of(feed: FeedConfig, state: FeedState | None = None) -> FeedPolicy:
@@ -194,7 +157,7 @@ class Poller:
         self.fetcher = fetcher
         self.clock = clock
         self.rng = rng
-        self.parser: Parser = parser or ThreadParser()
+        self.parser: Parser = parser or InlineParser()
         self.stats = stats or PollStats()
         self.owner = owner  # whose leases the claims take (newswatch.leases)
         self._settings = settings_of(config)
