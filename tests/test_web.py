@@ -241,3 +241,35 @@ def test_a_listener_off_loopback_needs_auth(tmp_path: Path) -> None:
     loaded = write(tmp_path, "http: {listen: '0.0.0.0:8787', auth: {token: '${HTTP_TOKEN}'}}\n")
     assert loaded.config.http is not None and not loaded.config.http.loopback
     assert write(tmp_path, "http: {listen: '[::1]:8787'}\n").config.http.loopback  # type: ignore[union-attr]
+
+
+def test_the_page_lists_story_updates(tmp_path: Path) -> None:
+    """A copy that added substantial text to its story is listed (sent as a
+    threaded update only for rules with `updates: true`)."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from newswatch.store import open_store
+    from newswatch.web.pages import Query, Runtime, gather
+    from store_helpers import article, ingest, item
+
+    (tmp_path / "newswatch.yaml").write_text(
+        f"state: sqlite:///{tmp_path}/state.db\nchannels: {{c: {{type: console}}}}\n"
+    )
+    loaded = load_config(tmp_path / "newswatch.yaml", env={})
+    now = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
+    with open_store(f"sqlite:///{tmp_path}/state.db") as store:
+        ingest(store, [item(article("first", story="s1"))], at=now - timedelta(hours=2))
+        longer = item(article("longer", feed="other", story="s1", title="Longer <copy>"))
+        ingest(
+            store, [dataclasses.replace(longer, new_text=120)], "other", now - timedelta(hours=1)
+        )
+        runtime = Runtime(version="x", started_at=now, reloaded_at=now)
+        context = gather(loaded, store, runtime, Query(), now)
+    [update] = context["updates"]
+    assert (update["title"], update["source"], update["new_text"]) == (
+        "Longer <copy>",
+        "Korea Herald",
+        120,
+    )
+    assert update["link"] == "https://example.com/s1"

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from newswatch.config import LoadedConfig, Problem
 from newswatch.store._stats import SPARK_DAYS, FeedPage, RuleActivity, StoreSummary, spark_days
-from newswatch.store.base import ChannelCounts, Mute, NotificationRow
+from newswatch.store.base import ChannelCounts, Mute, NotificationRow, StoryUpdate
 
 # Rows per page of feeds and of rules.
 PAGE_SIZE = 50
@@ -33,6 +33,11 @@ ERROR_CHARS = 240
 BAR_W, BAR_GAP, SPARK_H = 5, 1, 20
 
 
+# Story updates listed: those of the last week, the newest first.
+UPDATES_SINCE = timedelta(days=7)
+UPDATES_SHOWN = 20
+
+
 class PageStore(Protocol):
     """The store reads the page makes."""
 
@@ -42,6 +47,7 @@ class PageStore(Protocol):
     def channel_counts(self) -> dict[str, ChannelCounts]: ...
     def notifications(self, status: Any = None, limit: int = 50) -> list[NotificationRow]: ...
     def mutes(self, now: datetime, *, include_ended: bool = False) -> list[Mute]: ...
+    def story_updates(self, since: datetime, limit: int = 50) -> list[StoryUpdate]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,4 +287,16 @@ def gather(
         "channels": channels,
         "notifications": notes,
         "mutes": store.mutes(now),
+        # Copies that added substantial text to a story: sent as threaded
+        # updates for rules with `updates: true`, only listed here otherwise.
+        "updates": [
+            {
+                "title": u.title,
+                "link": safe_href(u.link),
+                "source": u.source,
+                "new_text": u.new_text,
+                "seen": u.first_seen_at,
+            }
+            for u in store.story_updates(now - UPDATES_SINCE, UPDATES_SHOWN)
+        ],
     }
