@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from newswatch.feeds import normalize
 from newswatch.feeds.normalize import (
     MAX_CATEGORIES,
     MAX_FIELD_CHARS,
@@ -20,9 +25,11 @@ from newswatch.feeds.normalize import (
     normalize_feed,
     story_key,
 )
+from newswatch.feeds.parse import parse_feed
 from newswatch.model import ParsedEntry, ParsedFeed
 
 KST = timezone(timedelta(hours=9))
+FEEDS = Path(__file__).parent / "data" / "feeds"
 
 
 def make_entry(**fields: object) -> ParsedEntry:
@@ -113,6 +120,117 @@ def test_html_to_text_caps_length() -> None:
 def test_html_to_text_survives_garbage() -> None:
     garbage = "".join(chr(i) for i in range(0, 0x3000, 7)) + "<" * 1000 + "&#xFFFFFFFF;</</>"
     assert isinstance(html_to_text(garbage), str)
+
+
+# The quick reader (``_extract_simple``) against html.parser's
+# (``_TextExtractor``): the same text wherever the quick one answers.
+
+_TOKENS = [
+    *("<p>", "</p>", "<br>", "<br/>", "</br>", "<td>", "</td>", "<td/>", "<b>", "</b>"),
+    *('<div class="a>b">', "<a href='x'>", "</a>", "<!-- c -->", "<!--", "-->", "--"),
+    *(">", "<", "&amp;", "&am", "p;", "&lt;", "&#x41;", "text", " ", "\n", "<P>", "</DIV>"),
+    *("<img src=x />", "<hr>", "</hr>", "<x-y>", '<a b="', '"', "'", "<!x>", "<![CDATA[z]]>"),
+    *("<script>", "</script>", "<svg>", "<head>", "<title>", "</title>", "<li>", "<tr >"),
+    *("</tr >", "<h1\n>", "<p/ >", "<a/b>", "=", "<?pi?>", "</ p>", "</3", "< p>", "&", ";"),
+    *('<a title="x<y">', "\u00a0", "\t", "러시아"),
+]
+
+
+def _full_parser_text(html: str) -> str:
+    parser = normalize._TextExtractor(normalize._FRAGMENT_SKIP)
+    parser.feed(html)
+    parser.close()
+    return normalize._clean(parser.text(), MAX_FIELD_CHARS)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=12))
+def test_quick_text_reader_agrees_with_html_parser(tokens: list[str]) -> None:
+    html = "".join(tokens)
+    quick = normalize._extract_simple(html, normalize._FRAGMENT_SKIP)
+    if quick is not None:
+        assert normalize._clean(quick, MAX_FIELD_CHARS) == _full_parser_text(html)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>One</p><p>Two &amp; three</p>",
+        "<div class='x'>a<br/>b</div><table><tr><td>c</td><td>d</td></tr></table>",
+        '<!-- wp:paragraph --><p>WordPress <a href="/x?a=1&amp;b=2">link</a></p><!-- /wp -->',
+        '<p title="5 > 3">quoted</p>',
+        # Each run of text is unescaped on its own: no entity across a tag.
+        "<p>AT&am<b>p;T</b> &amp<!-- x -->;</p>",
+    ],
+)
+def test_quick_text_reader_takes_plain_feed_markup(html: str) -> None:
+    quick = normalize._extract_simple(html, normalize._FRAGMENT_SKIP)
+    assert quick is not None
+    assert normalize._clean(quick, MAX_FIELD_CHARS) == _full_parser_text(html)
+
+
+def test_plain_feed_markup_skips_the_full_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refuse:
+        def __init__(self, skip: frozenset[str]) -> None:
+            raise AssertionError("html.parser was used for plain markup")
+
+    monkeypatch.setattr(normalize, "_TextExtractor", Refuse)
+    assert html_to_text("<p>One &amp; <b>two</b></p><!-- c --><p>three</p>") == "One & two\nthree"
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "a < b <p>x</p>",
+        "<p>x<script>y</script></p>",
+        "<![CDATA[x]]>",
+        "<p>unclosed <b",
+        '<a title="x<y">z</a>',
+        "<!-- never closed",
+    ],
+)
+def test_quick_text_reader_leaves_the_rest_to_html_parser(html: str) -> None:
+    assert normalize._extract_simple(html, normalize._FRAGMENT_SKIP) is None
+
+
+def test_quick_text_reader_agrees_on_the_saved_real_feeds() -> None:
+    fields = [
+        text
+        for path in sorted(FEEDS.iterdir())
+        for entry in parse_feed(path.read_bytes(), url="http://x/", content_type=None).entries
+        for text in (entry.title, entry.summary, entry.content)
+        if "<" in text
+    ]
+    quick = 0
+    for html in fields:
+        text = normalize._extract_simple(html, normalize._FRAGMENT_SKIP)
+        if text is not None:
+            quick += 1
+            assert normalize._clean(text, MAX_FIELD_CHARS) == _full_parser_text(html)
+    assert len(fields) > 20
+    assert quick >= len(fields) // 2
+
+
+_OLD_SPACES = re.compile(r"[^\S\n]+")
+_OLD_NEWLINES = re.compile(r"\s*\n\s*")
+
+
+def _regex_clean(text: str, limit: int) -> str:
+    # What _clean did with two regex passes (before str.split): the oracle.
+    text = normalize._CONTROL_RE.sub(" ", normalize._INVISIBLE_RE.sub("", text))
+    text = _OLD_NEWLINES.sub("\n", _OLD_SPACES.sub(" ", text)).strip()
+    return text[:limit].rstrip() if len(text) > limit else text
+
+
+_SPACES = ["a", "b", " ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x85", "\xa0", "\u2028"]
+_SPACES += ["\u2029", "\u3000", "\u2003", "\u200b", "\ufeff", "\x00", "\x7f", "é"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_SPACES), max_size=16), st.integers(1, 20))
+def test_clean_collapses_whitespace_like_the_regex_passes(chars: list[str], limit: int) -> None:
+    text = "".join(chars)
+    assert normalize._clean(text, limit) == _regex_clean(text, limit)
 
 
 # --------------------------------------------------------------------------- canonical_url
