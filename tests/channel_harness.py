@@ -221,6 +221,7 @@ class MarkdownHarness(ReceiverHarness):
 
 
 class SlackHarness(ReceiverHarness):
+    receiver: SlackWebhookReceiver
     kind = "slack"
 
     def __init__(self, clock: VirtualClock) -> None:
@@ -238,6 +239,7 @@ class SlackHarness(ReceiverHarness):
 
 
 class DiscordHarness(MarkdownHarness):
+    receiver: DiscordWebhookReceiver
     kind = "discord"
 
     def __init__(self, clock: VirtualClock) -> None:
@@ -258,6 +260,7 @@ class DiscordHarness(MarkdownHarness):
 
 
 class TelegramHarness(ReceiverHarness):
+    receiver: TelegramReceiver
     kind = "telegram"
     chat = "-1001234567"
 
@@ -302,6 +305,7 @@ class TeamsHarness(MarkdownHarness):
 
 
 class MatrixHarness(ReceiverHarness):
+    receiver: MatrixReceiver
     kind = "matrix"
     room = "!newsroom:example.org"
     token = "syt_newswatch_secret_token"
@@ -497,7 +501,7 @@ class EmailHarness(Harness):
 def _plain(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None
-    return str(body.get_content())  # type: ignore[attr-defined]
+    return str(body.get_content())
 
 
 # --------------------------------------------------------------------------- console, apprise

@@ -33,12 +33,9 @@ A pytest fixture is one line::
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-import socket
 import struct
-import sys
 import threading
 import time
 import zlib
@@ -46,9 +43,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, NamedTuple, Self
+
+from httpserve import TrackedServer, read_body
 
 __all__ = ["FeedServer", "RecordedRequest", "Reply", "compressed_zeros", "http_date"]
 
@@ -366,49 +365,12 @@ def _not_modified(reply: Reply, headers: Mapping[str, str]) -> bool:
         return False
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # we join our own handler threads, with a bound
+class _Server(TrackedServer):
+    thread_name = "feedserver-conn"
 
     def __init__(self, address: tuple[str, int], owner: FeedServer) -> None:
         self.owner = owner
-        self._conn_lock = threading.Lock()
-        self._connections: dict[socket.socket, threading.Thread] = {}
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name="feedserver-conn",
-            daemon=True,
-        )
-        with self._conn_lock:
-            self._connections[request] = thread
-        thread.start()
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conn_lock:
-            self._connections.pop(request, None)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-reply is routine here (deadline tests);
-        # anything else is a bug in a test route and should be seen.
-        exc = sys.exc_info()[1]
-        if not isinstance(exc, OSError):
-            super().handle_error(request, client_address)
-
-    def close_connections(self, timeout: float) -> None:
-        """Wake every handler blocked on its socket and wait for it to finish."""
-        with self._conn_lock:
-            connections = list(self._connections.items())
-        for sock, _ in connections:
-            with contextlib.suppress(OSError):  # already closed by the client
-                sock.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + timeout
-        for _, thread in connections:
-            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -427,24 +389,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _handle(self) -> None:
         owner = self.server.owner
         headers = {k.lower(): v for k, v in self.headers.items()}
-        request = RecordedRequest(self.command, self.path, headers, self._read_body())
+        request = RecordedRequest(self.command, self.path, headers, read_body(self))
         route, reply, body, released = owner._begin(request)
         try:
             if reply is None:

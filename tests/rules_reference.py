@@ -101,17 +101,17 @@ def occurrences(q: list[tuple[str, str]], toks: list[Tok]) -> list[Occ]:
             continue
         ok = True
         for k, (text, kind) in enumerate(q):
-            tok = toks[i + k].text
+            word = toks[i + k].text
             if kind == "E":
-                ok = tok == text
+                ok = word == text
             elif kind in ("P", "H"):
-                ok = tok.startswith(text)
+                ok = word.startswith(text)
             elif k == 0:
-                ok = tok.endswith(text)
+                ok = word.endswith(text)
             elif k == n - 1:
-                ok = tok.startswith(text)
+                ok = word.startswith(text)
             else:
-                ok = tok == text
+                ok = word == text
             if not ok:
                 break
         if ok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -201,7 +202,7 @@ def test_config_diff_names_what_changed() -> None:
 
 def test_every_restart_only_setting_is_noticed() -> None:
     base = _config()
-    changed = {
+    changed: dict[str, dict[str, Any]] = {
         "state": {"state": "sqlite:///other.db"},
         "poll.concurrency": {"poll": {"concurrency": 2}},
         "poll.per_host": {"poll": {"per_host": 3}},  # 2 is the default

@@ -479,8 +479,8 @@ async def test_fifty_matches_in_ten_seconds_become_one_notification(
         clock.advance(timedelta(milliseconds=190))
     clock.now = T0 + timedelta(seconds=10)
     assert await loop.deliver_due() == DeliveryStats(sent=1, composed=1)
-    [n] = notes(store)
-    assert (n.kind, n.items) == (NotificationKind.GROUP, 50)
+    [note] = notes(store)
+    assert (note.kind, note.items) == (NotificationKind.GROUP, 50)
     assert out.getvalue().startswith("50 new stories")
     assert all(out.getvalue().count(f"Story {i}:") == 1 for i in range(50))
 

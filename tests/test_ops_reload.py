@@ -12,13 +12,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from feedserver import FeedServer
 from newswatch.config import LoadedConfig, load_config
-from ops_helpers import running, wait_until
+from ops_helpers import Running, running, wait_until
 from samples import Item, rss
 from smtpserver import SmtpServer
 
@@ -200,6 +201,10 @@ def _lines(text: str) -> int:
     return text.count("\n")
 
 
+def _more_attempts(run: Running, before: int) -> bool:
+    return run.daemon.reloader.attempts > before
+
+
 @pytest.mark.parametrize("path", ["file-change", "sighup"])
 async def test_each_bad_edit_keeps_the_old_config_and_says_where(
     tmp_path: Path, feeds: FeedServer, caplog: pytest.LogCaptureFixture, path: str
@@ -221,7 +226,7 @@ async def test_each_bad_edit_keeps_the_old_config_and_says_where(
             target.write_text(edit(good))
             if not watch:
                 os.kill(os.getpid(), signal.SIGHUP)
-            await wait_until(lambda n=before: run.daemon.reloader.attempts > n, within=5)
+            await wait_until(partial(_more_attempts, run, before), within=5)
             problems = run.daemon.reloader.problems
             assert problems, kind
             assert run.app.loaded is good_app, kind  # the old configuration runs on
@@ -237,7 +242,7 @@ async def test_each_bad_edit_keeps_the_old_config_and_says_where(
             target.write_text(good)
             if not watch:
                 os.kill(os.getpid(), signal.SIGHUP)
-            await wait_until(lambda n=before: run.daemon.reloader.attempts > n, within=5)
+            await wait_until(partial(_more_attempts, run, before), within=5)
             assert not run.daemon.reloader.problems, kind
             good_app = run.app.loaded
         assert "newswatch_config_last_reload_successful 1.0" in (await run.get("/metrics")).text

@@ -36,8 +36,8 @@ CHANGES = {
 WEEKS = [(zone, day) for zone, days in CHANGES.items() for day in days]
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:

@@ -17,8 +17,18 @@ SEOUL = ZoneInfo("Asia/Seoul")
 US = timedelta(microseconds=1)
 
 
-def at(tz: ZoneInfo, *args: int, fold: int = 0) -> datetime:
-    return datetime(*args, tzinfo=tz, fold=fold).astimezone(UTC)
+def at(
+    tz: ZoneInfo,
+    year: int,
+    month: int,
+    day: int,
+    hour: int = 0,
+    minute: int = 0,
+    second: int = 0,
+    *,
+    fold: int = 0,
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=tz, fold=fold).astimezone(UTC)
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 SEOUL = ZoneInfo("Asia/Seoul")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_on_time_late_and_nothing_owed() -> None:

@@ -8,6 +8,7 @@ import logging
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pytest
 
@@ -332,7 +333,9 @@ def test_first_poll_is_silent_and_later_polls_alert() -> None:
         (24 * H, ["g1"]),  # g2 was published in 2019: outside the window
     ],
 )
-def test_feed_backfill_window_on_first_poll(backfill: object, alerting: list[str]) -> None:
+def test_feed_backfill_window_on_first_poll(
+    backfill: timedelta | Literal["all"] | None, alerting: list[str]
+) -> None:
     entries = [entry(1), entry(2, published=datetime(2019, 3, 1, tzinfo=UTC))]
     feed = dataclasses.replace(FEED, backfill=backfill)
     intent = decide(None, fetched(), document(entries, {}), feed=feed)

@@ -54,7 +54,7 @@ def v1_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     dump = (DATA / "state-v1.pg.sql").read_text().replace("__SCHEMA__", name)
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{name}"')
-        conn.execute(dump.encode())  # type: ignore[call-overload]
+        conn.execute(dump.encode())
     try:
         yield f"{PG_URL}?options=-csearch_path%3D{name}"
     finally:

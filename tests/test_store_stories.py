@@ -176,11 +176,12 @@ def test_a_batch_item_sharing_a_band_by_chance_stays_apart(
     the finder names the earlier one ``story_apart``, and the store does not
     join them on that band (as it would a story founded concurrently)."""
     import newswatch.stories.finder as finder_module
+    from newswatch.stories.sketch import Signature, signature
 
-    real = finder_module.signature
+    real = signature
     first_band = real(WIRE).bands[0]
 
-    def colliding(article: Article) -> finder_module.Signature:
+    def colliding(article: Article) -> Signature:
         sig = real(article)
         if article.entry_key == "w2":
             sig = dataclasses.replace(sig, bands=(first_band, *sig.bands[1:]))

@@ -143,7 +143,7 @@ async def test_readyz_fails_when_the_poll_loop_is_stuck_and_healthz_stays_ok(
             await stuck.wait()  # a feed that never finishes: the pool is stuck
             return FeedOutcome(feed.key, feed.label, "not_modified")
 
-        run.app.poller.poll_one = hang  # type: ignore[assignment]
+        run.app.poller.poll_one = hang  # type: ignore[method-assign]
         limit = run.daemon.loop_limits()["poll"]
         assert limit < 1.5
         await asyncio.wait_for(claimed.wait(), 20)  # the feed's next poll (it backs off)

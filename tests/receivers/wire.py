@@ -14,14 +14,14 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import sys
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from httpserve import TrackedServer, read_body
 
 __all__ = ["Answer", "LoopbackServer", "Request"]
 
@@ -129,48 +129,13 @@ class LoopbackServer:
             self._thread = None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # we join our own handler threads, with a bound
+class _Server(TrackedServer):
     allow_reuse_address = True  # come_up() rebinds the same port at once
 
     def __init__(self, address: tuple[str, int], owner: LoopbackServer) -> None:
         self.owner = owner
-        self._conn_lock = threading.Lock()
-        self._connections: dict[socket.socket, threading.Thread] = {}
+        self.thread_name = f"{owner.name}-conn"
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name=f"{self.owner.name}-conn",
-            daemon=True,
-        )
-        with self._conn_lock:
-            self._connections[request] = thread
-        thread.start()
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conn_lock:
-            self._connections.pop(request, None)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up is routine here; anything else is a receiver bug.
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-    def close_connections(self, timeout: float) -> None:
-        """Wake every handler blocked on its socket and wait for it to finish."""
-        with self._conn_lock:
-            connections = list(self._connections.items())
-        for sock, _ in connections:
-            with contextlib.suppress(OSError):  # already closed by the client
-                sock.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + timeout
-        for _, thread in connections:
-            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -189,24 +154,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _handle(self) -> None:
         owner = self.server.owner
         headers = {k.lower(): v for k, v in self.headers.items()}
-        request = Request(self.command, self.path, headers, self._read_body())
+        request = Request(self.command, self.path, headers, read_body(self))
         answer = owner.dispatch(request)
         if answer.disconnect:
             self.close_connection = True
