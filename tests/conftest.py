@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
+import ssl
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -16,6 +18,18 @@ import sqlalchemy as sa
 from newswatch.store import SqlStore, open_store
 
 PG_URL = os.environ.get("NEWSWATCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    return ssl.create_default_context()  # made once: loading the CA store costs
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """The httpx client a test's channels share (loopback receivers)."""
+    async with httpx.AsyncClient(verify=_tls()) as client:
+        yield client
 
 
 @functools.cache

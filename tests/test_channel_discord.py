@@ -3,7 +3,7 @@ float retry_after, on the loopback webhook receiver."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,7 +11,6 @@ import pytest
 
 from channel_harness import (
     HOSTILE,
-    TLS,
     DiscordHarness,
     check_burst,
     check_down_then_rate_limited,
@@ -36,12 +35,6 @@ def discord() -> Iterator[DiscordHarness]:
     h.start()
     yield h
     h.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=TLS) as client:
-        yield client
 
 
 def payloads(h: DiscordHarness, http: httpx.AsyncClient, n: Any, **cfg: Any) -> list[Any]:

@@ -5,7 +5,7 @@ loopback homeserver."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,7 +13,6 @@ import pytest
 
 from channel_harness import (
     HOSTILE,
-    TLS,
     MatrixHarness,
     check_burst,
     check_down_then_rate_limited,
@@ -32,12 +31,6 @@ def matrix() -> Iterator[MatrixHarness]:
     h.start()
     yield h
     h.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=TLS) as client:
-        yield client
 
 
 def requests(h: MatrixHarness, http: httpx.AsyncClient, n: Any) -> list[Any]:

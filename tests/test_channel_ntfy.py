@@ -4,14 +4,13 @@ bytes a message; the 429 without Retry-After, on the loopback server."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from channel_harness import (
-    TLS,
     NtfyHarness,
     check_burst,
     check_down_then_rate_limited,
@@ -30,12 +29,6 @@ def ntfy() -> Iterator[NtfyHarness]:
     h.start()
     yield h
     h.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=TLS) as client:
-        yield client
 
 
 def test_header_text_is_ascii() -> None:

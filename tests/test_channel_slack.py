@@ -4,7 +4,7 @@ Mattermost/Rocket.Chat text format, on the loopback receivers."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,7 +12,6 @@ import pytest
 
 from channel_harness import (
     HOSTILE,
-    TLS,
     SlackHarness,
     check_burst,
     check_down_then_rate_limited,
@@ -37,12 +36,6 @@ def slack() -> Iterator[SlackHarness]:
     h.start()
     yield h
     h.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=TLS) as client:
-        yield client
 
 
 def payloads(channel: Any, n: Any) -> list[dict[str, Any]]:

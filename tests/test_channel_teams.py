@@ -3,14 +3,13 @@ it, escaped Markdown, 202 answers, on the loopback Workflows receiver."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from channel_harness import (
-    TLS,
     TeamsHarness,
     check_burst,
     check_down_then_rate_limited,
@@ -28,12 +27,6 @@ def teams() -> Iterator[TeamsHarness]:
     h.start()
     yield h
     h.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=TLS) as client:
-        yield client
 
 
 def bodies(h: TeamsHarness, http: httpx.AsyncClient, n: Any) -> list[Any]:

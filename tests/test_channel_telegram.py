@@ -3,14 +3,13 @@ counts them, parameters.retry_after, the token kept out of sight."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from channel_harness import (
-    TLS,
     TelegramHarness,
     check_burst,
     check_down_then_rate_limited,
@@ -28,12 +27,6 @@ def telegram() -> Iterator[TelegramHarness]:
     h.start()
     yield h
     h.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=TLS) as client:
-        yield client
 
 
 def test_visible_length_counts_what_telegram_shows() -> None:

@@ -40,7 +40,6 @@ import pytest
 from channel_harness import (
     HARNESSES,
     HOSTILE,
-    TLS,
     EmailHarness,
     Harness,
     MatrixHarness,
@@ -73,12 +72,6 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     finally:
         await h.close_channels()
         h.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=TLS) as client:
-        yield client
 
 
 def assert_clean(text: str | None, h: Harness) -> None:

@@ -5,23 +5,17 @@ settings (platform default, custom bucket, off) are honoured."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
 import pytest
 
-from channel_harness import TLS, DiscordHarness, TelegramHarness, stories_digest
+from channel_harness import DiscordHarness, TelegramHarness, stories_digest
 from newswatch.config.models import PacingConfig
 from newswatch.notify.channels.pacer import NoPacing, TokenBucketPacer, bucket_for, pacer_for
 from newswatch.notify.pacing import PLATFORM_PACING, Bucket
 from virtualtime import VirtualClock
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=TLS) as client:
-        yield client
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from types import SimpleNamespace
@@ -50,12 +50,6 @@ def hooks() -> Iterator[FeedServer]:
         server.route(HOOK, hook_reply())
         server.route(SECRET_HOOK, hook_reply())
         yield server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 def secret_path() -> str:
