@@ -371,6 +371,20 @@ def test_normalize_entry() -> None:
     )
 
 
+def test_normalize_entry_takes_the_text_the_parser_extracted() -> None:
+    entry = make_entry(
+        title="t",
+        summary="<p>raw summary</p>",
+        content="<p>raw content</p>",
+        summary_text="extracted summary",
+        content_text="extracted content",
+    )
+    article = normalize_entry(entry, feed_key="k", source="s")
+    assert (article.summary, article.content) == ("extracted summary", "extracted content")
+    bare = normalize_entry(make_entry(title="t", summary="<p>raw</p>"), feed_key="k", source="s")
+    assert bare.summary == "raw"
+
+
 @pytest.mark.parametrize(
     "link", ["javascript:alert(1)", "data:text/html,<script>x</script>", "file:///etc/passwd"]
 )

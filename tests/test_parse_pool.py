@@ -4,6 +4,7 @@ nothing left behind; and the in-process parser with the same interface."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import os
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from newswatch.feeds._workerproc import Replies
-from newswatch.feeds.parse import FeedParseError, parse_feed
+from newswatch.feeds.normalize import html_to_text
+from newswatch.feeds.parse import FeedParseError, parse_feed, with_texts
 from newswatch.feeds.parsepool import (
     InlineParser,
     ParsePool,
@@ -238,3 +240,17 @@ def test_replies_may_only_hold_feeds() -> None:
     assert Replies(io.BytesIO(pickle.dumps(reply))).load() == reply
     with pytest.raises(pickle.UnpicklingError, match=r"a parse worker sent a posix\.system"):
         Replies(io.BytesIO(pickle.dumps((1, True, os.system, [], False)))).load()
+
+
+async def test_the_worker_extracts_the_entries_text_when_asked() -> None:
+    async with ParsePool(1) as pool:
+        plain = await pool.parse(SMALL, url=URL, content_type=None, deadline=30)
+        texts = await pool.parse(SMALL, url=URL, content_type=None, deadline=30, texts=True)
+    assert all(e.summary_text is None and e.content_text is None for e in plain.entries)
+    assert texts.entries and texts == with_texts(plain)
+    for raw, done in zip(plain.entries, texts.entries, strict=True):
+        assert done.summary_text == html_to_text(raw.summary)
+        assert done.content_text == html_to_text(raw.content)
+        assert dataclasses.replace(done, summary_text=None, content_text=None) == raw
+    inline = await InlineParser().parse(SMALL, url=URL, content_type=None, deadline=30, texts=True)
+    assert inline == texts

@@ -14,8 +14,10 @@ import pytest
 from feedserver import FeedServer, Reply
 from newswatch.config import LoadedConfig, load_config
 from newswatch.daemon import App
+from newswatch.feeds.normalize import html_to_text
+from newswatch.feeds.parsepool import InlineParser
 from newswatch.keys import feed_key_for
-from newswatch.model import NotificationKind
+from newswatch.model import NotificationKind, ParsedFeed
 from samples import Item, rss
 
 NOW_ISH = datetime.now(UTC)
@@ -198,3 +200,45 @@ def test_operator_notice_renders_its_text_on_every_platform(platform: str) -> No
     message = render_message(notice, rc)
     assert message.subject == f"newswatch: {text}" and text in message.text
     assert message.html is not None and "failing for 25 h" in message.html
+
+
+class RecordingParser(InlineParser):
+    """The in-process parser, noting whether each parse was asked for texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[bool] = []
+
+    async def parse(
+        self,
+        body: bytes,
+        *,
+        url: str,
+        content_type: str | None,
+        deadline: float,
+        label: str | None = None,
+        texts: bool = False,
+    ) -> ParsedFeed:
+        self.asked.append(texts)
+        return await super().parse(
+            body, url=url, content_type=content_type, deadline=deadline, label=label, texts=texts
+        )
+
+
+async def test_a_first_poll_has_the_parser_extract_the_text(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    """Every entry of a first poll is new: its text is extracted where the
+    feed is parsed (the parse worker); later polls normalize only what is
+    new, here. The stored text is the same either way."""
+    body = "<p>Russia &amp; <b>North Korea</b></p><!-- c --><p>sign a pact</p>"
+    server.route("/f.xml", body=rss(story(1, body=body)))
+    recording = RecordingParser()
+    async with App.open(config(tmp_path, server)) as app:
+        app.poller.parser = recording
+        await app.poller.poll_all()
+        server.route("/f.xml", body=rss(story(1, body=body), story(2, body=body)))
+        await app.poller.poll_all()
+        texts = [a.summary for a in app.store.iter_articles()]
+    assert recording.asked == [True, False]
+    assert texts == [html_to_text(body)] * 2

@@ -67,6 +67,11 @@ class ParsedEntry:
     categories: tuple[str, ...]
     published: datetime | None
     updated: datetime | None
+    # summary and content as plain text, where the parser was asked for it
+    # (``parse_feed(texts=True)``: a feed's first poll, whose entries are
+    # all new, has them extracted in the parse worker); None: not done.
+    summary_text: str | None = None
+    content_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

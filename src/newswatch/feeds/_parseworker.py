@@ -1,7 +1,7 @@
 """The parse worker process: ``python -m newswatch.feeds._parseworker``.
 
 Reads jobs from stdin and writes replies to stdout, in frames (``_frames``).
-A job is two frames: the pickle of ``(job_id, url, content_type, label)``,
+A job is two frames: the pickle of ``(job_id, url, content_type, label, texts)``,
 then the document's bytes as they are (no copy through pickle). A reply is
 one frame, the pickle of ``(job_id, ok, feed or error message, log records,
 recycle)``: the log records are ``(logger name, level, message)`` of the
@@ -76,7 +76,7 @@ def main() -> int:
     _limit_memory()
     _write_frame(replies, ("ready", os.getpid()))
     while (meta := _read_frame(jobs)) is not None:
-        job_id, url, content_type, label = pickle.loads(meta)
+        job_id, url, content_type, label, texts = pickle.loads(meta)
         collect.records = []
         try:
             body = _read_frame(jobs)
@@ -87,7 +87,9 @@ def main() -> int:
             break
         recycle = False
         try:
-            result: Any = parse_feed(body, url=url, content_type=content_type, label=label)
+            result: Any = parse_feed(
+                body, url=url, content_type=content_type, label=label, texts=texts
+            )
             ok = True
         except FeedParseError as exc:
             ok, result = False, exc.message

@@ -309,6 +309,11 @@ def html_to_text(html: str, *, limit: int = MAX_FIELD_CHARS) -> str:
     return _clean(_extract(html, skip), limit)
 
 
+def _text(html: str, extracted: str | None) -> str:
+    # The parse worker may have extracted it already (a first poll).
+    return html_to_text(html) if extracted is None else extracted
+
+
 def _one_line(html: str) -> str:
     return html_to_text(html, limit=MAX_LINE_CHARS).replace("\n", " ")
 
@@ -554,8 +559,8 @@ def normalize_entry(
         entry_key=key,
         story_key=story_key(canonical_url=canonical, feed_key=feed_key, entry_key=key),
         title=_one_line(entry.title),
-        summary=html_to_text(entry.summary),
-        content=html_to_text(entry.content),
+        summary=_text(entry.summary, entry.summary_text),
+        content=_text(entry.content, entry.content_text),
         link=link,
         canonical_url=canonical,
         author=_one_line(entry.author),

@@ -25,6 +25,7 @@ logged with the feed and entry, and counted in ``ParsedFeed``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 import logging
@@ -120,14 +121,22 @@ def declared_interval(feed: ParsedFeed) -> timedelta | None:
 
 
 def parse_feed(
-    body: bytes, *, url: str, content_type: str | None = None, label: str | None = None
+    body: bytes,
+    *,
+    url: str,
+    content_type: str | None = None,
+    label: str | None = None,
+    texts: bool = False,
 ) -> ParsedFeed:
     """Parse a fetched document. CPU-bound and synchronous: see ``parsepool``.
 
     ``url`` is where the bytes came from: relative links resolve against it.
     ``content_type`` (the HTTP header) helps detect the format and the
     character encoding. ``label`` names the feed in log lines (default: the
-    URL without credentials or query).
+    URL without credentials or query). ``texts`` also extracts every entry's
+    summary and content as plain text (``ParsedEntry.summary_text``), which
+    a first poll needs of every entry: done here, it runs in the parse
+    worker instead of the daemon's process.
 
     A malformed document that still yields entries gives a ``ParsedFeed``
     with ``warning`` set; one that yields nothing raises ``FeedParseError``.
@@ -137,10 +146,25 @@ def parse_feed(
     where = label or _display(url)
     if looks_like_json(body, content_type):
         try:
-            return parse_json_feed(body, where=where)
+            parsed = parse_json_feed(body, where=where)
         except JsonFeedError as exc:
             raise FeedParseError(f"not a feed: {exc}") from None
-    return parse_xml(body, url=url, content_type=content_type, where=where)
+    else:
+        parsed = parse_xml(body, url=url, content_type=content_type, where=where)
+    return with_texts(parsed) if texts else parsed
+
+
+def with_texts(parsed: ParsedFeed) -> ParsedFeed:
+    """``parsed`` with each entry's summary and content text extracted."""
+    from newswatch.feeds.normalize import html_to_text
+
+    entries = tuple(
+        dataclasses.replace(
+            e, summary_text=html_to_text(e.summary), content_text=html_to_text(e.content)
+        )
+        for e in parsed.entries
+    )
+    return dataclasses.replace(parsed, entries=entries)
 
 
 def parse_xml(

@@ -71,6 +71,7 @@ class Parser(Protocol):
         content_type: str | None,
         deadline: float,
         label: str | None = None,
+        texts: bool = False,
     ) -> ParsedFeed: ...
 
     async def __aenter__(self) -> Self: ...
@@ -121,10 +122,11 @@ class InlineParser:
         content_type: str | None,
         deadline: float,
         label: str | None = None,
+        texts: bool = False,
     ) -> ParsedFeed:
         async with self._gate:
             work = asyncio.to_thread(
-                parse_feed, body, url=url, content_type=content_type, label=label
+                parse_feed, body, url=url, content_type=content_type, label=label, texts=texts
             )
             try:
                 return await asyncio.wait_for(work, deadline)
@@ -201,8 +203,10 @@ class ParsePool:
         content_type: str | None,
         deadline: float,
         label: str | None = None,
+        texts: bool = False,
     ) -> ParsedFeed:
-        """Parse in a worker; ``deadline`` is seconds of that worker's time.
+        """Parse in a worker; ``deadline`` is seconds of that worker's time;
+        ``texts``: the worker also extracts the entries' text (``parse_feed``).
 
         Raises ``FeedParseError`` for a document that is not a feed, a parse
         past its deadline, a worker that died, or a closed pool.
@@ -210,7 +214,9 @@ class ParsePool:
         if len(body) > MAX_FRAME:
             raise FeedParseError("the document is too large to parse")
         job_id = next(self._ids)
-        meta = pickle.dumps((job_id, url, content_type, label), protocol=pickle.HIGHEST_PROTOCOL)
+        meta = pickle.dumps(
+            (job_id, url, content_type, label, texts), protocol=pickle.HIGHEST_PROTOCOL
+        )
         worker = await self._acquire()
         try:
             async with asyncio.timeout(deadline):

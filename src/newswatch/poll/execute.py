@@ -85,6 +85,7 @@ class LazyParser:
         content_type: str | None,
         deadline: float,
         label: str | None = None,
+        texts: bool = False,
     ) -> ParsedFeed:
         if self._parser is None:
             async with self._starting:
@@ -93,7 +94,7 @@ class LazyParser:
                     await parser.__aenter__()
                     self._parser = parser
         result: ParsedFeed = await self._parser.parse(
-            body, url=url, content_type=content_type, deadline=deadline, label=label
+            body, url=url, content_type=content_type, deadline=deadline, label=label, texts=texts
         )
         return result
 
@@ -260,7 +261,8 @@ class Poller:
             return intent, await self._apply(intent), None
         started = time.monotonic()
         try:
-            fetch, parsed, discovered = await self._parse(feed, fetch)
+            first = state is None or state.last_success_at is None
+            fetch, parsed, discovered = await self._parse(feed, fetch, first=first)
         except FeedParseError as exc:
             intent = self._decide(feed, state, fetch, None, {}, parse_error=exc.message)
             return intent, await self._apply(intent), time.monotonic() - started
@@ -280,13 +282,13 @@ class Poller:
         return intent, result, parse_s
 
     async def _parse(
-        self, feed: FeedConfig, fetch: FetchResult
+        self, feed: FeedConfig, fetch: FetchResult, *, first: bool = False
     ) -> tuple[FetchResult, ParsedFeed, str | None]:
         """Parse the body; a web page that links to its feed is followed
         once (autodiscovery) and the feed found is polled from then on."""
         started = time.monotonic()
         try:
-            return fetch, await self._parse_body(fetch, feed.label), None
+            return fetch, await self._parse_body(fetch, feed.label, first=first), None
         except FeedParseError as exc:
             found = _discovered(fetch, exc)
             if not found:
@@ -297,20 +299,22 @@ class Poller:
                     f"{exc.message}; the page links to a feed, which failed: "
                     f"{found_fetch.error or 'empty answer'}"
                 ) from None
-            parsed = await self._parse_body(found_fetch, feed.label)
+            parsed = await self._parse_body(found_fetch, feed.label, first=first)
             return found_fetch, parsed, found
         finally:
             self.stats.parse.add(time.monotonic() - started)
 
-    async def _parse_body(self, fetch: FetchResult, label: str) -> ParsedFeed:
+    async def _parse_body(self, fetch: FetchResult, label: str, *, first: bool) -> ParsedFeed:
         # Relative links resolve against the URL without its query: a feed's
-        # query may hold its token (notify.redact.link_base).
+        # query may hold its token (notify.redact.link_base). A first poll
+        # normalizes every entry, so the parse worker extracts their text.
         return await self.parser.parse(
             fetch.body or b"",
             url=link_base(fetch.url),
             content_type=fetch.content_type,
             deadline=PARSE_DEADLINE,
             label=label,
+            texts=first,
         )
 
     async def _fetch_discovered(self, feed: FeedConfig, url: str) -> FetchResult:
