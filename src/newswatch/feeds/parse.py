@@ -40,6 +40,7 @@ import feedparser
 
 from newswatch.feeds.charrefs import repair_charrefs
 from newswatch.feeds.jsonfeed import JsonFeedError, looks_like_json, parse_json_feed
+from newswatch.feeds.normalize import html_to_text
 from newswatch.model import ParsedEntry, ParsedFeed
 
 __all__ = [
@@ -156,8 +157,6 @@ def parse_feed(
 
 def with_texts(parsed: ParsedFeed) -> ParsedFeed:
     """``parsed`` with each entry's summary and content text extracted."""
-    from newswatch.feeds.normalize import html_to_text
-
     entries = tuple(
         dataclasses.replace(
             e, summary_text=html_to_text(e.summary), content_text=html_to_text(e.content)
