@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import email.utils
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-SEED_PATH = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_eaa30dac2a1dc43c.txt"
+from newswatch.feeds.normalize import html_to_text
+
 REPO = Path(__file__).resolve().parents[1]
+_SEED_NAME = Path("seeds") / "000_eaa30dac2a1dc43c.txt"
+
+
+def _find_seed() -> Path:
+    """The shared seed article: in $NEWSWATCH_SHARED, beside this checkout
+    (../shared) or at /work/shared; the first that exists (else the first)."""
+    places = [Path(os.environ["NEWSWATCH_SHARED"])] if os.environ.get("NEWSWATCH_SHARED") else []
+    places += [REPO.parent / "shared", Path("/work/shared")]
+    found = [place / _SEED_NAME for place in places if (place / _SEED_NAME).is_file()]
+    return found[0] if found else places[0] / _SEED_NAME
+
+
+SEED_PATH = _find_seed()
 SEED_TITLE = "THAAD was not issue during S. Korea-Russia talks: official"
 SEED_LINK = "http://www.koreaherald.com/view.php?ud=20160616000588"
 
@@ -19,8 +34,9 @@ def seed_body() -> str:
     if SEED_PATH.is_file():
         text = SEED_PATH.read_text(encoding="utf-8")
         return text.split("Link copied", 1)[1].strip()
+    # The bundled sample holds the same article as HTML paragraphs.
     sample = (REPO / "config" / "feeds" / "sample.xml").read_text(encoding="utf-8")
-    return sample.split("<![CDATA[", 1)[1].split("]]>", 1)[0]
+    return html_to_text(sample.split("<![CDATA[", 1)[1].split("]]>", 1)[0])
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import pytest
 
 from feedserver import FeedServer
 from newswatch.feeds import Fetcher, normalize_feed, parse_feed_async
+from samples import SEED_PATH
 
-SEED = Path("/work/shared/seeds/000_eaa30dac2a1dc43c.txt")
+SEED = SEED_PATH
 SEED_TITLE = "THAAD was not issue during S. Korea-Russia talks: official"
 
 

@@ -7,14 +7,14 @@ import json
 import pickle
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from newswatch.model import Article, Explanation, Hit
 from newswatch.rules import RuleIndex, RuleSpec, compile_rules
+from samples import SEED_PATH
 
-SEED = Path("/work/shared/seeds/000_eaa30dac2a1dc43c.txt")
+SEED = SEED_PATH
 SEED_TITLE = "THAAD was not issue during S. Korea-Russia talks: official"
 
 
