@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "data"))
 
-from make_stories import _EDITS, Labelled, load  # noqa: E402
+from make_stories import _EDITS, Labelled, copy_maker, load  # noqa: E402
 
 from newswatch.feeds.normalize import normalize_feed  # noqa: E402
 from newswatch.feeds.parse import parse_feed  # noqa: E402
@@ -164,21 +164,11 @@ def _variants(
     background = other[min(1, len(other) - 1)]
     wire_link = f"https://wire.example/{sid}"
 
+    copy = copy_maker(story=sid, topic=feed, lang="en", when=when)
+
     def make(k: int, outlet: str, variant: str, t: str, summary: str, content: str,
              link: str) -> Labelled:  # fmt: skip
-        return Labelled(
-            id=f"{sid}/{k}",
-            story=sid,
-            topic=feed,
-            outlet=outlet,
-            variant=variant,
-            lang="en",
-            title=t,
-            summary=summary,
-            content=content,
-            link=link,
-            published=(when + timedelta(minutes=10 * k)).isoformat(),
-        )
+        return copy(outlet, variant, k, t, summary, content, link, 10 * k)
 
     out = [make(0, "Wire", "wire", title, paras[0], "\n\n".join(paras), wire_link)]
     body = "\n\n".join(["By staff reporter", *paras[:-1], "(c) Outlet A. All rights reserved."])

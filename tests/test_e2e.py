@@ -7,7 +7,7 @@ import asyncio
 import io
 import random
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from newswatch.config import LoadedConfig, load_config
 from newswatch.daemon import App, Daemon
 from newswatch.keys import feed_key_for
 from newswatch.store.base import OutboxStatus
+from ops_helpers import wait_until
 from samples import SEED_TITLE, Item, rss, seed_item
 from smtpserver import SmtpServer
 
@@ -72,15 +73,6 @@ def titles(server: FeedServer, path: str = "/hook") -> list[str]:
     """Every item title the webhook received, in order (a notification
     carries one or more items)."""
     return [item["title"] for body in server.json_bodies(path) for item in body["items"]]
-
-
-async def wait_until(predicate: Callable[[], object], within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- daemon

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from newswatch.daemon import App, Daemon
 from newswatch.feeds.fetch import Fetcher
 from newswatch.keys import feed_key_for
 from newswatch.poll import PollPool
+from ops_helpers import wait_until
 from samples import Item, rss
 
 FAST = timedelta(milliseconds=50)
@@ -49,15 +50,6 @@ def write_config(tmp_path: Path, body_: str) -> LoadedConfig:
 
 def feed_lines(urls: list[str], extra: str = "") -> str:
     return "\n".join(f'  - {{url: "{u}"{extra}}}' for u in urls)
-
-
-async def wait_until(predicate: Callable[[], object], within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_slow_feeds_hold_one_slot_each_and_delay_nobody(

@@ -28,7 +28,7 @@ import json
 import random
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -195,6 +195,31 @@ def _headline(story: Story, k: int) -> str:
     return story.headlines[k % len(story.headlines)]
 
 
+def copy_maker(
+    *, story: str, topic: str, lang: str, when: datetime, prefix: str = ""
+) -> Callable[[str, str, int, str, str, str, str, int], Labelled]:
+    """``make(outlet, variant, k, title, summary, content, link, delay_min)``:
+    copy number ``k`` of one story, published ``delay_min`` after ``when``."""
+
+    def make(outlet: str, variant: str, k: int, title: str, summary: str, content: str,
+             link: str, delay_min: int) -> Labelled:  # fmt: skip
+        return Labelled(
+            id=f"{story}/{prefix}{k}",
+            story=story,
+            topic=topic,
+            outlet=outlet,
+            variant=variant,
+            lang=lang,
+            title=title,
+            summary=summary,
+            content=content,
+            link=link,
+            published=(when + timedelta(minutes=delay_min)).isoformat(),
+        )
+
+    return make
+
+
 def english_copies(story: Story) -> Iterator[Labelled]:
     paras = story.paragraphs
     when = _when(story, timedelta(0))
@@ -203,21 +228,7 @@ def english_copies(story: Story) -> Iterator[Labelled]:
     wire_link = f"https://en.yna.co.kr/view/AEN{ymd}00{serial}315"
     dateline = f"{story.dateline}, {_MONTHS[when.month - 1]} {when.day} (Yonhap) -- "
 
-    def make(outlet: str, variant: str, k: int, title: str, summary: str, content: str,
-             link: str, delay_min: int) -> Labelled:  # fmt: skip
-        return Labelled(
-            id=f"{story.id}/{k}",
-            story=story.id,
-            topic=story.topic,
-            outlet=outlet,
-            variant=variant,
-            lang="en",
-            title=title,
-            summary=summary,
-            content=content,
-            link=link,
-            published=(when + timedelta(minutes=delay_min)).isoformat(),
-        )
+    make = copy_maker(story=story.id, topic=story.topic, lang="en", when=when)
 
     full = "\n\n".join([dateline + paras[0], *paras[1:]]) + " (END)"
     yield make("Yonhap", "wire", 0, _headline(story, 0), paras[0], full, wire_link, 0)
@@ -281,21 +292,7 @@ def korean_copies(story: Story) -> Iterator[Labelled]:
     paras = story.ko_paragraphs
     ymd = when.strftime("%Y%m%d")
 
-    def make(outlet: str, variant: str, k: int, title: str, summary: str, content: str,
-             link: str, delay_min: int) -> Labelled:  # fmt: skip
-        return Labelled(
-            id=f"{story.id}/ko{k}",
-            story=story.id,
-            topic=story.topic,
-            outlet=outlet,
-            variant=variant,
-            lang="ko",
-            title=title,
-            summary=summary,
-            content=content,
-            link=link,
-            published=(when + timedelta(minutes=delay_min)).isoformat(),
-        )
+    make = copy_maker(story=story.id, topic=story.topic, lang="ko", when=when, prefix="ko")
 
     full = "(서울=연합뉴스) 김민지 기자 = " + "\n\n".join(paras)
     full += "\n\n<저작권자(c) 연합뉴스, 무단 전재-재배포, AI 학습 및 활용 금지>"

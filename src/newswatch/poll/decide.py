@@ -670,8 +670,12 @@ def _entries(
         )
     items: list[IngestItem] = []
     matches: list[Match] = []
-    for (article, digest), alert_ok in zip(new, may_alert, strict=True):
-        found, routes = _matched(rules, article, now) if alert_ok else ((), ())
+    # New entries that may alert and every edit are matched; an edit is
+    # always evaluated (the store alerts only rules that newly match it).
+    entries = [(a, d, ok, False) for (a, d), ok in zip(new, may_alert, strict=True)]
+    entries += [(a, d, True, True) for a, d in edits]
+    for article, digest, evaluated, edit in entries:
+        found, routes = _matched(rules, article, now) if evaluated else ((), ())
         matches.extend(found)
         items.append(
             IngestItem(
@@ -679,20 +683,8 @@ def _entries(
                 matches=found,
                 routes=routes,
                 identity_keys=identity_keys(article),
-                evaluated=alert_ok,
-                content_hash=digest,
-            )
-        )
-    for article, digest in edits:
-        found, routes = _matched(rules, article, now)
-        matches.extend(found)
-        items.append(
-            IngestItem(
-                article=article,
-                matches=found,
-                routes=routes,
-                identity_keys=identity_keys(article),
-                edit=True,
+                evaluated=evaluated,
+                edit=edit,
                 content_hash=digest,
             )
         )
